@@ -1,0 +1,24 @@
+"""CIFAR-10, 32x32x3, K=256 (test NLL in bits/dim).
+
+PixelRNN paper (van den Oord et al. 2016) Sec. 5 and Table 5: PixelCNN with
+15 residual layers of h=128 and 1024-map output layers, 3.14 bits/dim.
+"""
+
+from configs import common
+
+MODELS = {
+    "pixelcnn": dict(hidden_dim=128, num_layers=15, output_hidden_dim=1024),
+}
+REFERENCE = {
+    "pixelcnn": "PixelRNN paper Table 5: PixelCNN 3.14 bits/dim",
+}
+
+
+def get_config(arg: str = "pixelcnn"):
+    return common.get_config(
+        arg,
+        common.dataset("cifar10", train_split="train[:45000]", eval_split="train[45000:]"),
+        num_levels=256,
+        models=MODELS,
+        reference=REFERENCE,
+    )

@@ -1,0 +1,81 @@
+"""Defaults shared by every recipe; a dataset file holds only what it changes.
+
+`get_config(arg)` in a dataset file takes "MODEL[,OPTION...]"; the option
+`tiny` shrinks the same architecture so that it runs in seconds on a CPU.
+"""
+
+import ml_collections
+
+# The architecture shrunk for tests and smoke runs, per model.
+TINY_MODELS = {
+    "pixelcnn": dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+}
+OPTIONS = ("tiny",)
+
+
+def parse_arg(arg: str) -> tuple[str, set[str]]:
+    """ "pixelcnn,tiny" -> ("pixelcnn", {"tiny"}), rejecting unknown options."""
+    model, *options = [part.strip() for part in arg.split(",") if part.strip()] or [""]
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown config option(s) {sorted(unknown)} in {arg!r}; known: {OPTIONS}")
+    return model, set(options)
+
+
+def dataset(name: str, train_split: str, eval_split: str) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(
+        dict(
+            name=name,
+            source="files",  # "files": the original file formats; "tfds": TFDS builders
+            data_dir=ml_collections.FieldReference(None, field_type=str),
+            train_split=train_split,
+            eval_split=eval_split,
+        )
+    )
+
+
+def get_config(
+    arg: str,
+    dataset_config: ml_collections.ConfigDict,
+    num_levels: int,
+    models: dict[str, dict],
+    reference: dict[str, str],
+) -> ml_collections.ConfigDict:
+    """Assemble a recipe.
+
+    Args:
+      arg: "MODEL[,tiny]".
+      dataset_config: from `dataset(...)`.
+      num_levels: K, the number of values a subpixel takes (2 or 256).
+      models: paper-sized hyperparameters per model name.
+      reference: the published result each model should approach, with its source.
+    """
+    model_name, options = parse_arg(arg)
+    if model_name not in models:
+        raise ValueError(
+            f"no {dataset_config.name} recipe for model {model_name!r}; "
+            f"recipes: {', '.join(sorted(models))}"
+        )
+    config = ml_collections.ConfigDict()
+    config.model = ml_collections.ConfigDict(
+        dict(name=model_name, num_levels=num_levels, **models[model_name])
+    )
+    config.dataset = dataset_config
+    config.reference = reference[model_name]
+    config.seed = 0
+    config.batch_size = 16
+    config.num_train_steps = 200_000
+    config.optimizer = ml_collections.ConfigDict(
+        dict(name="rmsprop", learning_rate=1e-3, grad_clip_norm=1.0)
+    )
+    config.log_every_steps = 100
+    config.eval_every_steps = 5_000
+    config.checkpoint_every_steps = 1_000
+    if "tiny" in options:
+        config.model.update(TINY_MODELS[model_name])
+        config.batch_size = 8
+        config.num_train_steps = 20
+        config.log_every_steps = 5
+        config.eval_every_steps = 10
+        config.checkpoint_every_steps = 10
+    return config

@@ -1,0 +1,25 @@
+"""MNIST, 28x28x1, 8-bit grey levels (K=256); no validation split of its own,
+so the last 10,000 training images are held out.
+
+PixelRNN paper sizes; it reports no 256-level MNIST number, so the reference
+is the binarized one's neighbourhood and results are stated in bits/dim.
+"""
+
+from configs import common
+
+MODELS = {
+    "pixelcnn": dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
+}
+REFERENCE = {
+    "pixelcnn": "no published 8-bit MNIST PixelCNN figure; compare bits/dim runs",
+}
+
+
+def get_config(arg: str = "pixelcnn"):
+    return common.get_config(
+        arg,
+        common.dataset("mnist", train_split="train[:50000]", eval_split="train[50000:]"),
+        num_levels=256,
+        models=MODELS,
+        reference=REFERENCE,
+    )

@@ -1,0 +1,39 @@
+"""Pixel values in, per-subpixel categorical logits out: shared by every
+model with a K-way softmax output (PixelCNN, PixelRNN, Gated PixelCNN)."""
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from pixel_models.masked_conv import MaskedConv
+
+
+def scale_pixels(x: jnp.ndarray, num_levels: int) -> jnp.ndarray:
+    """Integer levels `[0, num_levels)` -> floats in `[-1, 1]`, same shape."""
+    return x.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0
+
+
+class CategoricalOutput(nn.Module):
+    """The PixelRNN paper's output stack: ReLU -> 1x1 mask-B conv to
+    `hidden_dim` -> ReLU -> 1x1 mask-B conv to C*K logits.
+
+    `z[B, H, W, F]` -> logits `[B, H, W, C, K]` (float32). Logit feature
+    `c * K + k` belongs to colour group c, so the mask-B grouping keeps
+    colour c's logits causal.
+    """
+
+    hidden_dim: int
+    num_levels: int
+    num_colors: int
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
+        z = MaskedConv(self.hidden_dim, (1, 1), "B", self.num_colors, dtype=self.dtype)(nn.relu(z))
+        logits = MaskedConv(
+            self.num_colors * self.num_levels, (1, 1), "B", self.num_colors, dtype=self.dtype
+        )(nn.relu(z))
+        return logits.reshape(*logits.shape[:-1], self.num_colors, self.num_levels).astype(
+            jnp.float32
+        )

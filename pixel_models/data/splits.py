@@ -1,0 +1,32 @@
+"""Split strings ("train", "train[:90%]", "train[50000:]", "a+b") on any
+source, parsed by TFDS's own `ReadInstruction` so both sources agree."""
+
+import typing
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+
+class _SplitSize(typing.NamedTuple):
+    num_examples: int
+
+
+def split_slices(spec: str, sizes: dict[str, int]) -> list[tuple[str, slice]]:
+    """`spec` -> `[(base_split, slice), ...]` in order, given the base split sizes."""
+    try:
+        instructions = tfds.core.ReadInstruction.from_spec(spec).to_absolute(
+            {name: _SplitSize(n) for name, n in sizes.items()}
+        )
+    except (ValueError, AssertionError) as e:
+        raise ValueError(f"bad split {spec!r} (splits: {', '.join(sizes)}): {e}") from None
+    return [(i.splitname, slice(i.from_, i.to)) for i in instructions]
+
+
+def base_splits(spec: str) -> list[str]:
+    """The base split names a split string refers to: "train[:10]+test" -> [train, test]."""
+    return list(dict.fromkeys(part.split("[")[0].strip() for part in spec.split("+")))
+
+
+def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+    """The order of the examples in `epoch`: a permutation, fixed by `(seed, epoch)`."""
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)

@@ -1,0 +1,167 @@
+"""Masked convolutions: the causal building block of every model in the zoo.
+
+A masked convolution may only read subpixels that come *before* its output in
+the autoregressive order (raster order over pixels, R→G→B within a pixel).
+Spatially that leaves the taps of a `region` of the kernel:
+
+* ``"causal"``: rows above plus the left part of the current row (PixelCNN);
+* ``"above"``: rows strictly above, full kernel width (a vertical stack);
+* ``"left"``: the left part of the current row only (a horizontal stack).
+
+At the centre tap the colour channels are ordered: features are split into
+``num_colors`` contiguous groups (feature ``f`` of ``F`` belongs to group
+``f * num_colors // F``); a mask-A output group sees strictly earlier input
+groups, a mask-B output group also its own group.
+
+Only the unmasked taps are stored (kernel ``[num_taps, in, out]``) and
+computed. The convolution is evaluated as a few 2-D matmuls over shifted
+slices of one padded input: XLA lowers those (and their gradients) to plain
+GEMMs on every backend, which on CPU runs 3x faster than ``lax.conv`` with a
+masked dense kernel, whose filter gradient is slow there.
+"""
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+MaskType = Literal["A", "B"]
+Region = Literal["causal", "above", "left"]
+Tap = tuple[int, int]
+
+# Taps are gathered into one matmul until its contraction width would pass
+# this many input features: few large GEMMs for narrow inputs (the 7x7 input
+# conv), one GEMM per tap for wide ones (avoids copying a wide im2col buffer).
+_MAX_MATMUL_WIDTH = 64
+
+
+def color_groups(num_features: int, num_colors: int) -> np.ndarray:
+    """Colour group of each feature: `[num_features]` ints in `[0, num_colors)`."""
+    return np.arange(num_features) * num_colors // num_features
+
+
+def centre_mask(
+    in_features: int, out_features: int, num_colors: int, mask_type: MaskType
+) -> np.ndarray:
+    """0/1 mask `[in_features, out_features]` of the centre tap."""
+    if mask_type not in ("A", "B"):
+        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+    gin = color_groups(in_features, num_colors)[:, None]
+    gout = color_groups(out_features, num_colors)[None, :]
+    allowed = gout > gin if mask_type == "A" else gout >= gin
+    return allowed.astype(np.float32)
+
+
+def tap_offsets(kernel_size: Sequence[int], region: Region) -> tuple[Tap, ...]:
+    """Offsets `(dy, dx)` of the kernel taps in `region`, centre included.
+
+    Output `(i, j)` reads input `(i + dy, j + dx)`. Kernel sizes must be odd
+    so that the centre is a tap.
+    """
+    kh, kw = kernel_size
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"kernel_size must be odd, got {tuple(kernel_size)}")
+    keep = {
+        "causal": lambda dy, dx: dy < 0 or (dy == 0 and dx <= 0),
+        "above": lambda dy, dx: dy < 0,
+        "left": lambda dy, dx: dy == 0 and dx <= 0,
+    }
+    if region not in keep:
+        raise ValueError(f"region must be one of {sorted(keep)}, got {region!r}")
+    return tuple(
+        (dy, dx)
+        for dy in range(-(kh // 2), kh // 2 + 1)
+        for dx in range(-(kw // 2), kw // 2 + 1)
+        if keep[region](dy, dx)
+    )
+
+
+def dense_mask(
+    kernel_size: Sequence[int],
+    in_features: int,
+    out_features: int,
+    num_colors: int,
+    mask_type: MaskType,
+    region: Region = "causal",
+) -> np.ndarray:
+    """The equivalent full 0/1 kernel mask `[kh, kw, in, out]` (HWIO)."""
+    kh, kw = kernel_size
+    mask = np.zeros((kh, kw, in_features, out_features), np.float32)
+    centre = centre_mask(in_features, out_features, num_colors, mask_type)
+    for dy, dx in tap_offsets(kernel_size, region):
+        mask[dy + kh // 2, dx + kw // 2] = centre if (dy, dx) == (0, 0) else 1.0
+    return mask
+
+
+def _chunks(taps: Sequence[Tap], in_features: int) -> list[Sequence[Tap]]:
+    per_matmul = max(1, _MAX_MATMUL_WIDTH // in_features)
+    return [taps[i : i + per_matmul] for i in range(0, len(taps), per_matmul)]
+
+
+class MaskedConv(nn.Module):
+    """Masked 2-D convolution, stride 1, same output size.
+
+    Attributes:
+      features: output features.
+      kernel_size: `(kh, kw)`, both odd (`(1, k)`, `(k, 1)` and `(1, 1)` work).
+      mask_type: "A" (centre tap sees earlier colours only) or "B" (and its own).
+      num_colors: colour channels C of the image (1 for grey, 3 for RGB).
+      region: spatial taps kept, see the module docstring.
+    """
+
+    features: int
+    kernel_size: tuple[int, int] = (3, 3)
+    mask_type: MaskType = "B"
+    num_colors: int = 1
+    region: Region = "causal"
+    use_bias: bool = True
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    kernel_init: Any = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        """`x[B, H, W, in]` -> `[B, H, W, features]`."""
+        in_features = x.shape[-1]
+        centre = centre_mask(in_features, self.features, self.num_colors, self.mask_type)
+        taps = tap_offsets(self.kernel_size, self.region)
+        if not centre.any():  # e.g. mask A on a grey image: the centre sees nothing
+            taps = tuple(t for t in taps if t != (0, 0))
+        if not taps:
+            raise ValueError(
+                f"MaskedConv{self.kernel_size} region={self.region!r} mask "
+                f"{self.mask_type} has no unmasked tap"
+            )
+        kernel = self.param(
+            "kernel", self.kernel_init, (len(taps), in_features, self.features), self.param_dtype
+        )
+        if (0, 0) in taps and not centre.all():
+            mask = np.ones((len(taps), in_features, self.features), np.float32)
+            mask[taps.index((0, 0))] = centre
+            kernel = kernel * mask
+        x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
+
+        batch, height, width, _ = x.shape
+        top = max(0, -min(dy for dy, _ in taps))
+        bottom = max(0, max(dy for dy, _ in taps))
+        left = max(0, -min(dx for _, dx in taps))
+        right = max(0, max(dx for _, dx in taps))
+        padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+        def window(dy: int, dx: int) -> jnp.ndarray:
+            return padded[:, top + dy : top + dy + height, left + dx : left + dx + width]
+
+        y = None
+        start = 0
+        for chunk in _chunks(taps, in_features):
+            cols = jnp.concatenate([window(dy, dx) for dy, dx in chunk], axis=-1)
+            w = kernel[start : start + len(chunk)].reshape(-1, self.features)
+            part = cols.reshape(-1, cols.shape[-1]) @ w
+            y = part if y is None else y + part
+            start += len(chunk)
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+            y = y + jnp.asarray(bias, y.dtype)
+        return y.reshape(batch, height, width, self.features)

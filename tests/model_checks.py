@@ -1,0 +1,91 @@
+"""Invariants every autoregressive model must pass, as reusable helpers.
+
+Order: raster over pixels, R->G->B within a pixel; subpixel `(i, j, c)` of an
+`[H, W, C]` image has index `(i * W + j) * C + c`.
+"""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pixel_models import likelihood
+
+
+def categorical_conditionals(model, variables, x, cond=None) -> jnp.ndarray:
+    """The full conditional distribution of every subpixel, `[B, H, W, C, K]` log-probs."""
+    return jax.nn.log_softmax(model.apply(variables, x, cond=cond), axis=-1)
+
+
+def _perturbed(x: np.ndarray, positions, num_levels: int) -> np.ndarray:
+    """`x[H, W, C]` -> `[len(positions), H, W, C]`, each with one subpixel changed."""
+    batch = np.repeat(x[None], len(positions), axis=0)
+    for b, (i, j, c) in enumerate(positions):
+        batch[b, i, j, c] = (batch[b, i, j, c] + 1 + b % (num_levels - 1)) % num_levels
+    return batch
+
+
+def assert_causal(
+    model,
+    variables,
+    image_shape,
+    num_levels: int,
+    seed: int = 0,
+    num_positions: int = 12,
+    conditionals=categorical_conditionals,
+    cond=None,
+):
+    """Changing subpixel p changes no conditional at or before p, and some after it.
+
+    Positions are random subpixels (every channel included) plus the first and
+    last one.
+    """
+    rng = np.random.default_rng(seed)
+    height, width, channels = image_shape
+    x = rng.integers(0, num_levels, image_shape)
+    flat = [0, height * width * channels - 1, *rng.choice(height * width * channels, num_positions)]
+    positions = [np.unravel_index(p, image_shape) for p in flat]
+    batch = np.concatenate([x[None], _perturbed(x, positions, num_levels)])
+    batch_cond = None if cond is None else jnp.repeat(cond[:1], len(batch), axis=0)
+    out = np.asarray(conditionals(model, variables, jnp.asarray(batch), batch_cond))
+    out = out.reshape(len(batch), height * width * channels, -1)
+    for b, p in enumerate(flat, start=1):
+        diff = np.abs(out[b] - out[0]).max(axis=-1)
+        assert diff[: p + 1].max() <= 1e-5, (
+            f"subpixel {positions[b - 1]} (index {p}) changed the conditional at index "
+            f"{int(np.argmax(diff[: p + 1] > 1e-5))}, which comes at or before it"
+        )
+        if p + 1 < len(diff):
+            assert diff[p + 1 :].max() > 1e-6, (
+                f"subpixel {positions[b - 1]} changed nothing after it"
+            )
+
+
+def assert_normalised(model, variables, image_shape=(3, 3, 1), tol: float = 1e-4, cond=None):
+    """Over all binary images of `image_shape`, `logsumexp(log_prob) == 0`."""
+    n = int(np.prod(image_shape))
+    images = np.array(list(itertools.product([0, 1], repeat=n)), np.int32).reshape(-1, *image_shape)
+    batch_cond = None if cond is None else jnp.repeat(cond[:1], len(images), axis=0)
+    log_p = likelihood.log_prob(model, variables, jnp.asarray(images), batch_cond)
+    total = float(jax.scipy.special.logsumexp(log_p))
+    assert abs(total) <= tol, f"probabilities over all {len(images)} images sum to exp({total})"
+
+
+def dependency_map(
+    model,
+    variables,
+    image_shape,
+    num_levels: int,
+    target,
+    seed: int = 0,
+    conditionals=categorical_conditionals,
+) -> np.ndarray:
+    """bool `[H, W, C]`: which input subpixels change the conditional at `target` (i, j, c)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, num_levels, image_shape)
+    positions = list(np.ndindex(*image_shape))
+    batch = np.concatenate([x[None], _perturbed(x, positions, num_levels)])
+    out = np.asarray(conditionals(model, variables, jnp.asarray(batch)))[(slice(None), *target)]
+    changed = np.abs(out[1:] - out[0]).max(axis=-1) > 1e-6
+    return changed.reshape(image_shape)

@@ -1,0 +1,41 @@
+"""A tiny PixelCNN learns binarized MNIST (a minimal loop; the real trainer is
+`experiments.train`)."""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from configs import binarized_mnist
+from pixel_models import build_model, data, steps
+from pixel_models.optimizers import make_optimizer
+
+
+def test_tiny_pixelcnn_beats_uniform_on_the_full_test_set(data_dir):
+    config = binarized_mnist.get_config("pixelcnn,tiny")
+    config.dataset.data_dir = str(data_dir)
+    config.batch_size, num_steps = 32, 300
+    config.optimizer.name = "adam"
+    train = data.load_split(config.dataset, "train")
+    test = data.load_split(config.dataset, "test")
+    model, optimizer = build_model(config.model), make_optimizer(config.optimizer)
+
+    state = steps.create_train_state(model, optimizer, jax.random.key(0), train.images[:1])
+    train_step = jax.jit(functools.partial(steps.train_step, model, optimizer))
+    order = data.epoch_permutation(len(train), seed=0, epoch=0)
+    for step in range(num_steps):
+        batch = train.batch(order[step * config.batch_size : (step + 1) * config.batch_size])
+        state, metrics = train_step(state, batch["image"])
+    assert np.isfinite(metrics["loss"])
+
+    eval_step = jax.jit(functools.partial(steps.eval_step, model))
+    total, count = 0.0, 0
+    for start in range(0, len(test), 1000):
+        images = test.images[start : start + 1000]
+        out = eval_step(state.params, images, jnp.ones(len(images), bool))
+        total, count = total + float(out["nll_sum"]), count + int(out["count"])
+    assert count == 10_000
+    uniform = 784 * math.log(2)  # 543.4 nats
+    assert total / count < 0.4 * uniform, f"test NLL {total / count:.1f} nats"
