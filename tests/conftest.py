@@ -1,9 +1,14 @@
 import os
 import pathlib
 
+import jax
 import pytest
 
 from pixel_models.data import DATA_DIR_ENV
+
+# Exact float32 matmuls on every backend (GPUs default to TF32), so the
+# tolerances of the equivalence and causality checks mean the same everywhere.
+jax.config.update("jax_default_matmul_precision", "highest")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ source, parsed by TFDS's own `ReadInstruction` so both sources agree."""
 import typing
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 
 class _SplitSize(typing.NamedTuple):
@@ -13,6 +12,8 @@ class _SplitSize(typing.NamedTuple):
 
 def split_slices(spec: str, sizes: dict[str, int]) -> list[tuple[str, slice]]:
     """`spec` -> `[(base_split, slice), ...]` in order, given the base split sizes."""
+    import tensorflow_datasets as tfds  # only here: importing TFDS costs seconds
+
     try:
         instructions = tfds.core.ReadInstruction.from_spec(spec).to_absolute(
             {name: _SplitSize(n) for name, n in sizes.items()}
