@@ -1,8 +1,8 @@
 """MNIST, 28x28x1, 8-bit grey levels (K=256); no validation split of its own,
 so the last 10,000 training images are held out.
 
-PixelRNN paper sizes; it reports no 256-level MNIST number, so the reference
-is the binarized one's neighbourhood and results are stated in bits/dim.
+The PixelRNN paper reports no 8-bit MNIST result; the sizes follow its
+binarized-MNIST models, and results are stated in bits/dim.
 """
 
 from configs import common
