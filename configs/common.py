@@ -58,19 +58,28 @@ def get_config(
         )
     config = ml_collections.ConfigDict()
     config.model = ml_collections.ConfigDict(
-        dict(name=model_name, num_levels=num_levels, **models[model_name])
-    )
+        dict(name=model_name, num_levels=num_levels, dtype="float32", **models[model_name])
+    )  # dtype: the compute dtype ("bfloat16" on GPU/TPU); parameters stay float32
     config.dataset = dataset_config
     config.reference = reference[model_name]
     config.seed = 0
     config.batch_size = 16
     config.num_train_steps = 200_000
+    config.eval_batch_size = 64  # global, like batch_size; the last batch is padded
     config.optimizer = ml_collections.ConfigDict(
-        dict(name="rmsprop", learning_rate=1e-3, grad_clip_norm=1.0)
+        dict(
+            name="rmsprop",
+            learning_rate=1e-3,
+            schedule="constant",  # constant | cosine | exponential (see optimizers.py)
+            warmup_steps=0,
+            grad_clip_norm=1.0,
+        )
     )
+    config.ema_decay = 0.0  # > 0 keeps a Polyak average of the parameters and evaluates it
     config.log_every_steps = 100
     config.eval_every_steps = 5_000
     config.checkpoint_every_steps = 1_000
+    config.keep_checkpoints = 3
     if "tiny" in options:
         config.model.update(TINY_MODELS[model_name])
         config.batch_size = 8
@@ -78,4 +87,5 @@ def get_config(
         config.log_every_steps = 5
         config.eval_every_steps = 10
         config.checkpoint_every_steps = 10
+        config.dataset.eval_split += "[:256]"  # periodic evaluation in a second
     return config

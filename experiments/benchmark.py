@@ -46,7 +46,7 @@ def benchmark(config, seconds: float) -> dict:
     image = jnp.asarray(
         rng.integers(0, config.model.num_levels, (config.batch_size, *shape)), jnp.int32
     )
-    state = steps.create_train_state(model, optimizer, jax.random.key(config.seed), image)
+    state = steps.create_train_state(model, optimizer, jax.random.PRNGKey(config.seed), image)
     train = jax.jit(functools.partial(steps.train_step, model, optimizer), donate_argnums=0)
     evaluate = jax.jit(functools.partial(steps.eval_step, model))
     mask = jnp.ones((config.batch_size,), bool)

@@ -14,24 +14,55 @@ from pixel_models import likelihood
 
 @flax.struct.dataclass
 class TrainState:
+    """Everything a run needs to continue exactly: the step, the parameters,
+    the optimizer state, the Polyak average of the parameters (`None` when EMA
+    is off) and the base RNG key (raw uint32, folded with the step each step)."""
+
     step: jnp.ndarray
     params: Any
     opt_state: Any
+    ema_params: Any
+    rng: jnp.ndarray
+
+    def eval_params(self):
+        """The parameters to evaluate: the EMA when it is kept, else the raw ones."""
+        return self.params if self.ema_params is None else self.ema_params
 
 
 def create_train_state(
-    model: nn.Module, optimizer: optax.GradientTransformation, rng: jax.Array, image: jnp.ndarray
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    rng: jax.Array,
+    image: jnp.ndarray,
+    use_ema: bool = False,
 ) -> TrainState:
-    """Fresh state; `image[B, H, W, C]` fixes the shapes (its values are unused)."""
-    params = model.init(rng, image)["params"]
+    """Fresh state; `image[B, H, W, C]` fixes the shapes (its values are unused).
+
+    `rng` is a raw `uint32[2]` key (`jax.random.PRNGKey`), so that it
+    checkpoints as a plain array.
+    """
+    init_rng, rng = jax.random.split(rng)
+    params = model.init(init_rng, image)["params"]
     return TrainState(
-        step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params)
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=optimizer.init(params),
+        ema_params=params if use_ema else None,
+        rng=rng,
     )
 
 
-def mean_nll(model: nn.Module, params, image: jnp.ndarray, cond=None) -> jnp.ndarray:
-    """Mean negative log-likelihood per image in nats (the training loss)."""
-    return -likelihood.log_prob(model, {"params": params}, image, cond).mean()
+def mean_nll(
+    model: nn.Module, params, image: jnp.ndarray, cond=None, rng: jax.Array | None = None
+) -> jnp.ndarray:
+    """Mean negative log-likelihood per image in nats (the training loss).
+
+    With `rng`, the model runs in training mode (`train=True`, dropout rng).
+    """
+    train = rng is not None
+    rngs = {"dropout": rng} if train else None
+    logits = model.apply({"params": params}, image, cond, train=train, rngs=rngs)
+    return -likelihood.categorical_log_probs(logits, image).sum(axis=(1, 2, 3)).mean()
 
 
 def train_step(
@@ -40,12 +71,22 @@ def train_step(
     state: TrainState,
     image: jnp.ndarray,
     cond=None,
+    ema_decay: float = 0.0,
 ) -> tuple[TrainState, dict[str, jnp.ndarray]]:
-    """One gradient step on `image[B, H, W, C]`; metrics: loss (nats), grad_norm."""
-    loss, grads = jax.value_and_grad(mean_nll, argnums=1)(model, state.params, image, cond)
+    """One gradient step on `image[B, H, W, C]`; metrics: loss (nats), grad_norm.
+
+    `ema_decay` updates `state.ema_params` (when kept) as
+    `ema = decay * ema + (1 - decay) * params`, after the step.
+    """
+    rng = jax.random.fold_in(state.rng, state.step)
+    loss, grads = jax.value_and_grad(mean_nll, argnums=1)(model, state.params, image, cond, rng)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    ema_params = state.ema_params
+    if ema_params is not None:
+        ema_params = optax.incremental_update(params, ema_params, 1.0 - ema_decay)
     state = state.replace(
-        step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state
+        step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params
     )
     return state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 

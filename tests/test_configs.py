@@ -28,7 +28,7 @@ def test_every_recipe_builds(dataset, arg):
     model, optimizer = build_model(config.model), make_optimizer(config.optimizer)
     image = jnp.zeros((1, *spec.image_shape), jnp.int32)
     state = jax.eval_shape(
-        lambda: steps.create_train_state(model, optimizer, jax.random.key(0), image)
+        lambda: steps.create_train_state(model, optimizer, jax.random.PRNGKey(0), image)
     )
     assert sum(p.size for p in jax.tree.leaves(state.params)) > 0
 

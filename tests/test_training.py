@@ -22,7 +22,7 @@ def test_tiny_pixelcnn_beats_uniform_on_the_full_test_set(data_dir):
     test = data.load_split(config.dataset, "test")
     model, optimizer = build_model(config.model), make_optimizer(config.optimizer)
 
-    state = steps.create_train_state(model, optimizer, jax.random.key(0), train.images[:1])
+    state = steps.create_train_state(model, optimizer, jax.random.PRNGKey(0), train.images[:1])
     train_step = jax.jit(functools.partial(steps.train_step, model, optimizer))
     order = data.epoch_permutation(len(train), seed=0, epoch=0)
     for step in range(num_steps):

@@ -1,0 +1,85 @@
+"""Exact test-set NLL of a trained run: every example of the split once.
+
+python -m experiments.evaluate --workdir=DIR [--split=test] [--checkpoint_step=N] [--data_dir=D]
+
+Reads DIR/config.json and the newest checkpoint (or step N), scores the split
+sharded over all devices, and writes DIR/eval_<split>.json: split,
+num_examples, nll_nats (mean per image), bits_per_dim, step, params (raw or
+ema). Prints the same as one JSON line.
+"""
+
+import json
+import os
+import pathlib
+import re
+
+import jax
+from absl import app, flags
+
+from experiments import launch
+from pixel_models import checkpoints, data, evaluation, run_config
+from pixel_models.experiment import Experiment
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
+_SPLIT = flags.DEFINE_string("split", "test", "Split to score, e.g. test, validation, train[:1000]")
+_STEP = flags.DEFINE_integer("checkpoint_step", None, "Checkpoint to score (default: newest)")
+_BATCH = flags.DEFINE_integer("batch_size", None, "Global eval batch (default: eval_batch_size)")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Data folder (default: the run's dataset.data_dir, else $PIXEL_MODELS_DATA_DIR)",
+)
+flags.mark_flags_as_required(["workdir"])
+
+
+def output_path(workdir: str, split: str) -> pathlib.Path:
+    """DIR/eval_<split>.json, the split made file-name safe ("test[:10]" -> "test_10")."""
+    name = re.sub(r"[^A-Za-z0-9%]+", "_", split).strip("_")
+    return pathlib.Path(workdir) / f"eval_{name}.json"
+
+
+def main(argv):
+    launch.setup(argv)
+    workdir = _WORKDIR.value
+    try:
+        config = run_config.load_config(workdir)
+        if config is None:
+            raise FileNotFoundError(
+                f"{workdir} has no {run_config.CONFIG_FILE}: not a training run"
+            )
+        if _DATA_DIR.value is not None:
+            config.dataset.data_dir = _DATA_DIR.value
+        if _BATCH.value is not None:
+            config.eval_batch_size = _BATCH.value
+        experiment = Experiment.build(config)
+        source = data.load_split(config.dataset, _SPLIT.value)
+        restored = checkpoints.restore_latest(
+            checkpoints.make_manager(workdir, create=False),
+            experiment.abstract_state(),
+            _STEP.value,
+        )
+        if restored is None:
+            raise FileNotFoundError(f"{workdir} has no checkpoint yet")
+    except (ValueError, OSError) as e:
+        launch.fail("evaluate", e)
+    state, _ = restored
+    result = {"split": _SPLIT.value}
+    result.update(
+        evaluation.evaluate(experiment, state.eval_params(), source, config.eval_batch_size)
+    )
+    result.update(
+        step=int(state.step),
+        params="ema" if experiment.use_ema else "raw",
+        model=config.model.name,
+        dataset=config.dataset.name,
+    )
+    if jax.process_index() == 0:
+        path = output_path(workdir, _SPLIT.value)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(tmp, path)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=launch.parse_flags)

@@ -1,0 +1,58 @@
+"""What every command-line program shares: joining a multi-host job, and
+failing with one clear line.
+
+Several processes (a TPU pod slice, a SLURM job, or explicit flags) form one
+JAX job through `jax.distributed.initialize`; every process then runs the
+same command and loads only its own rows of each batch.
+"""
+
+import os
+import pathlib
+import sys
+
+import jax
+from absl import flags, logging
+
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0, for a multi-process run"
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "This process's index in a multi-process run"
+)
+
+
+def setup(argv: list[str]) -> None:
+    """Refuse stray arguments, quiet library logs (orbax logs every file it
+    writes at INFO; pass --verbosity=0 to see them), and join a multi-process
+    job when this is one process of several: explicit flags, or what JAX
+    detects by itself (TPU pods, SLURM)."""
+    if len(argv) > 1:
+        fail(pathlib.Path(argv[0]).stem, ValueError(f"unexpected arguments {argv[1:]}"))
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    if _COORDINATOR.value is not None:
+        jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "TPU_WORKER_HOSTNAMES" in os.environ:
+        jax.distributed.initialize()
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, but a bad flag or config (whose error may carry a
+    whole traceback) exits with one line: the error's last line."""
+    program = pathlib.Path(argv[0]).stem
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(program, e)
+    except (AttributeError, KeyError) as e:  # ml_collections: --config.<unknown field>
+        field = str(e).strip("\"'")
+        fail(program, ValueError(f"no config field {field!r} (see the recipe for the fields)"))
+
+
+def fail(program: str, error: BaseException) -> None:
+    """Exit non-zero with `program: error: reason` as the only line; the
+    reason is the error's last line (a config loading error ends with its cause)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = lines[-1] if lines else type(error).__name__
+    sys.exit(f"{program}: error: {reason}")

@@ -1,0 +1,83 @@
+"""Orbax checkpoints of a run: the train state (step, parameters, optimizer
+state, EMA, RNG) and the input iterator's position, in `WORKDIR/checkpoints`.
+
+Orbax writes each checkpoint to a temporary folder and renames it when it is
+complete, so a run killed mid-save leaves no half-written step behind (the
+temporary folder is removed on the next start). A step that is listed but
+does not restore (damaged files) is skipped with a warning, falling back to
+the one before it.
+"""
+
+import pathlib
+from typing import Any
+
+import orbax.checkpoint as ocp
+from absl import logging
+
+from pixel_models.steps import TrainState
+
+
+def make_manager(
+    workdir: str | pathlib.Path, keep: int = 3, create: bool = True
+) -> ocp.CheckpointManager:
+    """A manager keeping the last `keep` checkpoints; saves run in the
+    background. `create=False` creates no folder (for readers)."""
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=create, cleanup_tmp_directories=create
+    )
+    directory = pathlib.Path(workdir).absolute() / "checkpoints"
+    return ocp.CheckpointManager(directory, options=options, item_names=("state", "data"))
+
+
+def save(
+    manager: ocp.CheckpointManager, state: TrainState, data_state: dict[str, Any], step: int
+) -> None:
+    """Start saving `state` and the iterator state `data_state` as `step`."""
+    args = ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)
+    )
+    manager.save(step, args=args, force=True)
+
+
+def restore_latest(
+    manager: ocp.CheckpointManager,
+    abstract_state: TrainState,
+    step: int | None = None,
+    delete_damaged: bool = False,
+) -> tuple[TrainState, dict[str, Any]] | None:
+    """The newest checkpoint that restores (or exactly `step`), shaped and
+    sharded like `abstract_state`; `None` when there is none.
+
+    Damaged newer checkpoints are skipped with a warning, and deleted when
+    `delete_damaged` (the trainer, which will save those steps again). An
+    explicit `step` that does not exist or does not restore is an error.
+    """
+    steps = sorted(manager.all_steps(), reverse=True)
+    if step is not None:
+        if step not in steps:
+            raise ValueError(f"no checkpoint at step {step}; saved steps: {sorted(steps)}")
+        return _restore(manager, abstract_state, step)
+    for candidate in steps:
+        try:
+            return _restore(manager, abstract_state, candidate)
+        except Exception as e:  # noqa: BLE001 - any damage means: try the previous one
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            logging.warning(
+                "checkpoint at step %d does not restore (%s); %s it, trying an older one",
+                candidate,
+                reason,
+                "deleting" if delete_damaged else "skipping",
+            )
+            if delete_damaged:
+                manager.delete(candidate)
+    return None
+
+
+def _restore(
+    manager: ocp.CheckpointManager, abstract_state: TrainState, step: int
+) -> tuple[TrainState, dict[str, Any]]:
+    args = ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
+    )
+    restored = manager.restore(step, args=args)
+    return restored.state, restored.data

@@ -1,0 +1,100 @@
+"""A config made concrete: the model, the optimizer, the mesh, and the train
+and eval steps compiled with explicit shardings. Shared by the trainer, the
+evaluator and the tests (which build it on 1 and on 8 devices)."""
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from jax.sharding import Mesh
+
+from pixel_models import data, sharding, steps
+from pixel_models.optimizers import learning_rate_schedule, make_optimizer
+from pixel_models.registry import build_model
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    config: ml_collections.ConfigDict
+    model: nn.Module
+    optimizer: optax.GradientTransformation
+    learning_rate: optax.Schedule
+    mesh: Mesh
+    image_shape: tuple[int, int, int]
+
+    @classmethod
+    def build(cls, config: ml_collections.ConfigDict, devices: list | None = None) -> "Experiment":
+        """Validate `config` (model, optimizer, batch sizes vs. devices) and
+        assemble; raises ValueError with a one-line reason on a bad field."""
+        model = build_model(config.model)
+        optimizer = make_optimizer(config.optimizer, config.num_train_steps)
+        mesh = sharding.make_mesh(devices)
+        sharding.local_batch_size(mesh, config.batch_size, "batch_size")
+        sharding.local_batch_size(mesh, config.eval_batch_size, "eval_batch_size")
+        if not 0.0 <= config.get("ema_decay", 0.0) < 1.0:
+            raise ValueError(f"ema_decay={config.ema_decay} must be in [0, 1); 0 turns EMA off")
+        return cls(
+            config=config,
+            model=model,
+            optimizer=optimizer,
+            learning_rate=learning_rate_schedule(config.optimizer, config.num_train_steps),
+            mesh=mesh,
+            image_shape=data.get_spec(config.dataset.name).image_shape,
+        )
+
+    @property
+    def use_ema(self) -> bool:
+        return self.config.get("ema_decay", 0.0) > 0.0
+
+    def _create_state(self, rng: jax.Array) -> steps.TrainState:
+        image = jnp.zeros((1, *self.image_shape), jnp.int32)
+        return steps.create_train_state(self.model, self.optimizer, rng, image, self.use_ema)
+
+    def abstract_state(self) -> steps.TrainState:
+        """Shapes, dtypes and shardings (replicated) of the train state."""
+        abstract = jax.eval_shape(self._create_state, jax.random.PRNGKey(0))
+        replicated = sharding.replicated(self.mesh)
+        return jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract
+        )
+
+    def _state_sharding(self) -> Any:
+        return jax.tree.map(lambda x: x.sharding, self.abstract_state())
+
+    def init_state(self) -> steps.TrainState:
+        """A fresh state from `config.seed`, created directly in its sharding."""
+        create = jax.jit(self._create_state, out_shardings=self._state_sharding())
+        return create(jax.random.PRNGKey(self.config.seed))
+
+    @functools.cached_property
+    def train_step(self):
+        """`(state, image[B, H, W, C]) -> (state, {loss, grad_norm})`, the batch
+        sharded over "data", the state replicated and donated."""
+        step = functools.partial(
+            steps.train_step,
+            self.model,
+            self.optimizer,
+            ema_decay=self.config.get("ema_decay", 0.0),
+        )
+        state_sharding = self._state_sharding()
+        return jax.jit(
+            step,
+            in_shardings=(state_sharding, sharding.batch_sharding(self.mesh)),
+            out_shardings=(state_sharding, sharding.replicated(self.mesh)),
+            donate_argnums=0,
+        )
+
+    @functools.cached_property
+    def eval_step(self):
+        """`(params, image[B, H, W, C], mask[B]) -> {nll_sum, count}` (replicated)."""
+        batch = sharding.batch_sharding(self.mesh)
+        return jax.jit(
+            functools.partial(steps.eval_step, self.model),
+            in_shardings=(sharding.replicated(self.mesh), batch, batch),
+            out_shardings=sharding.replicated(self.mesh),
+        )

@@ -1,0 +1,82 @@
+"""The resolved config of a run, saved in its workdir.
+
+A run is resumed with its saved config. A new `--config` for an existing
+workdir may change only how long and how visibly the run goes on (steps,
+logging, evaluation, checkpoint cadence) and where its data lives; any other
+difference (architecture, data, optimizer, batch, seed) would make a
+different run, and is refused.
+"""
+
+import json
+import os
+import pathlib
+
+import ml_collections
+
+CONFIG_FILE = "config.json"
+# Fields (dotted paths) a resumed run may change.
+MUTABLE_FIELDS = frozenset(
+    {
+        "num_train_steps",
+        "log_every_steps",
+        "eval_every_steps",
+        "checkpoint_every_steps",
+        "keep_checkpoints",
+        "eval_batch_size",
+        "dataset.data_dir",
+        "dataset.manual_dir",
+        "dataset.eval_split",
+    }
+)
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None:
+    path = pathlib.Path(workdir) / CONFIG_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(config.to_json(indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)  # atomic: a crash never leaves half a config
+
+
+def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict | None:
+    """The config saved in `workdir`, or None when there is none."""
+    path = pathlib.Path(workdir) / CONFIG_FILE
+    if not path.exists():
+        return None
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_compatible(
+    config: ml_collections.ConfigDict, saved: ml_collections.ConfigDict, workdir
+) -> None:
+    """Raise ValueError naming every field that differs from the saved run
+    beyond `MUTABLE_FIELDS`."""
+    new = _flatten(json.loads(config.to_json()))
+    old = _flatten(json.loads(saved.to_json()))
+    keys = (new.keys() | old.keys()) - MUTABLE_FIELDS
+    changed = sorted(key for key in keys if new.get(key) != old.get(key))
+    if changed:
+        diffs = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"{workdir} holds a different run ({diffs}); resume it without --config "
+            "(or change only steps/logging/data location), or use a new --workdir"
+        )
+
+
+def check_writable(workdir: str | pathlib.Path) -> None:
+    """Raise if `workdir` cannot be created or written, without creating it."""
+    path = pathlib.Path(workdir).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"workdir {workdir}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"workdir {workdir}: {existing} is not writable")

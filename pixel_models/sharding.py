@@ -1,0 +1,53 @@
+"""The device mesh and where arrays live on it (GUIDE.md §4).
+
+Data parallelism over one mesh axis, "data": batches are split along their
+first axis, parameters and optimizer state are replicated. On many hosts
+every process holds the rows of each global batch that its devices own.
+"""
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def make_mesh(devices: list | None = None) -> Mesh:
+    """A 1-D mesh over `devices` (default: every device of every process)."""
+    devices = jax.devices() if devices is None else devices
+    return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Leading (batch) axis split over the mesh."""
+    return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def local_batch_size(mesh: Mesh, global_batch_size: int, name: str = "batch_size") -> int:
+    """This process's rows of a global batch; a batch the devices do not split
+    evenly is an error that says which sizes work."""
+    num_devices = mesh.devices.size
+    if global_batch_size <= 0 or global_batch_size % num_devices:
+        fix = max(global_batch_size // num_devices, 1) * num_devices
+        raise ValueError(
+            f"{name}={global_batch_size} must be a positive multiple of the number of "
+            f"devices ({num_devices}), e.g. --config.{name}={fix}"
+        )
+    return global_batch_size * _local_device_count(mesh) // num_devices
+
+
+def _local_device_count(mesh: Mesh) -> int:
+    return sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
+
+
+def put_batch(mesh: Mesh, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """Host arrays holding this process's rows -> global arrays sharded on "data"."""
+    sharding = batch_sharding(mesh)
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch
+    )

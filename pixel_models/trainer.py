@@ -1,0 +1,213 @@
+"""The one training loop, for every model in the registry.
+
+`prepare` checks everything a run needs (config, data, devices, workdir)
+before anything is written; `train` then runs it in `workdir`, resuming from
+the newest checkpoint there, so that the same command continues a stopped
+run. A run killed at any moment and restarted ends with the same parameters
+as one that never stopped: the state, the RNG and the input position all come
+back from the checkpoint.
+"""
+
+import dataclasses
+import math
+import pathlib
+import signal
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+
+from pixel_models import (
+    checkpoints,
+    data,
+    evaluation,
+    input_pipeline,
+    likelihood,
+    metric_writer,
+    run_config,
+    sharding,
+)
+from pixel_models.experiment import Experiment
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Preempted(RuntimeError):
+    """SIGTERM (or a multi-host preemption notice): a checkpoint was saved."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A validated run: its experiment and its data, ready to train."""
+
+    experiment: Experiment
+    train_data: data.ImageData | data.TfdsImages
+    eval_data: data.ImageData | data.TfdsImages
+
+
+def prepare(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> Run:
+    """Check the config, the devices, the data and the workdir; write nothing.
+
+    Raises ValueError / OSError with a one-line reason.
+    """
+    run_config.check_writable(workdir)
+    saved = run_config.load_config(workdir) if pathlib.Path(workdir).is_dir() else None
+    if saved is not None:
+        run_config.check_compatible(config, saved, workdir)
+    experiment = Experiment.build(config)
+    train_data = data.load_split(config.dataset, config.dataset.train_split)
+    eval_data = data.load_split(config.dataset, config.dataset.eval_split)
+    return Run(experiment, train_data, eval_data)
+
+
+class _StopRequest:
+    """Notes SIGTERM instead of dying, so the loop can save and exit."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        # On many hosts JAX's preemption service owns SIGTERM; orbax's
+        # `reached_preemption` reports it to every process at the same step.
+        if jax.process_count() == 1:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if jax.process_count() == 1:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _is_due(step: int, every: int, last: int) -> bool:
+    return step == last or (every > 0 and step % every == 0)
+
+
+def train(run: Run, workdir: str | pathlib.Path) -> dict:
+    """Train `run` in `workdir` to `config.num_train_steps`; returns the summary.
+
+    Raises TrainingDiverged on a non-finite loss and Preempted after saving on
+    SIGTERM.
+    """
+    experiment, config = run.experiment, run.experiment.config
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if jax.process_index() == 0:
+        run_config.save_config(config, workdir)
+    manager = checkpoints.make_manager(workdir, config.keep_checkpoints)
+    iterator = input_pipeline.train_iterator(
+        input_pipeline.train_batches(run.train_data, config.batch_size, config.seed)
+    )
+    restored = checkpoints.restore_latest(manager, experiment.abstract_state(), delete_damaged=True)
+    if restored is None:
+        state = experiment.init_state()
+    else:
+        state, data_state = restored
+        iterator.set_state(data_state)
+    start, last = int(state.step), config.num_train_steps
+    if start and jax.process_index() == 0:
+        print(f"resuming from the checkpoint at step {start}", file=sys.stderr)
+    writer = metric_writer.MetricWriter(workdir, resume_step=start)
+    progress = tqdm.tqdm(
+        total=last,
+        initial=start,
+        unit="step",
+        desc="train",
+        dynamic_ncols=True,
+        disable=jax.process_index() != 0,
+    )
+    pending, interval_start = [], time.perf_counter()
+    summary = {"workdir": str(workdir), "start_step": start}
+    try:
+        with _StopRequest() as stop:
+            for step in range(start + 1, last + 1):
+                batch = sharding.put_batch(experiment.mesh, next(iterator))
+                state, metrics = experiment.train_step(state, batch["image"])
+                pending.append(metrics)
+                progress.update()
+                preempted = stop.requested or manager.reached_preemption(step)
+                save = preempted or _is_due(step, config.checkpoint_every_steps, last)
+                if save or _is_due(step, config.log_every_steps, last):
+                    # Check the losses before any checkpoint: never save a NaN state.
+                    scalars = _train_scalars(
+                        experiment, pending, step, time.perf_counter() - interval_start
+                    )
+                    writer.write(step, scalars)
+                    progress.set_postfix(loss=f"{scalars['loss']:.2f}", refresh=False)
+                    pending, interval_start = [], time.perf_counter()
+                    summary.update(step=step, train_loss_nats=scalars["loss"])
+                if _is_due(step, config.eval_every_steps, last):
+                    result = evaluation.evaluate(
+                        experiment, state.eval_params(), run.eval_data, config.eval_batch_size
+                    )
+                    writer.write(
+                        step,
+                        {
+                            "eval_nll_nats": result["nll_nats"],
+                            "eval_bits_per_dim": result["bits_per_dim"],
+                        },
+                    )
+                    summary.update(
+                        eval_split=config.dataset.eval_split,
+                        **{f"eval_{k}": v for k, v in result.items()},
+                    )
+                    interval_start = time.perf_counter()
+                if save:
+                    checkpoints.save(manager, state, iterator.get_state(), step)
+                if preempted:
+                    raise Preempted(
+                        f"stopped at step {step} by SIGTERM; checkpoint saved, "
+                        "run the same command to resume"
+                    )
+    finally:
+        manager.wait_until_finished()  # a save in flight completes, whatever happened
+        progress.close()
+        writer.close()
+    summary["step"] = int(state.step)
+    return summary
+
+
+def _train_scalars(
+    experiment: Experiment, pending: list[dict], step: int, seconds: float
+) -> dict[str, float]:
+    """Means of the metrics of the last `len(pending)` steps; raises
+    TrainingDiverged if any loss among them is not finite."""
+    values = jax.device_get(pending)
+    losses = np.array([v["loss"] for v in values], np.float64)
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        first = step - len(losses) + 1 + int(bad[0])
+        raise TrainingDiverged(
+            f"loss is {losses[bad[0]]} at step {first}; stopped without saving it. "
+            "The newest checkpoint is the last good state: lower optimizer.learning_rate "
+            "or set optimizer.grad_clip_norm, then resume"
+        )
+    loss = float(losses.mean())
+    return {
+        "loss": loss,
+        "loss_bits_per_dim": float(likelihood.bits_per_dim(loss, experiment.image_shape)),
+        "grad_norm": float(np.mean([v["grad_norm"] for v in values])),
+        "learning_rate": float(experiment.learning_rate(step - 1)),
+        "examples_per_sec": len(values) * experiment.config.batch_size / max(seconds, 1e-9),
+    }
+
+
+def final_line(summary: dict) -> str:
+    """One line for the end of a run."""
+    loss = summary.get("train_loss_nats", math.nan)
+    text = f"step {summary['step']}: train loss {loss:.3f} nats"
+    if "eval_nll_nats" in summary:
+        text += (
+            f"; {summary['eval_split']} {summary['eval_nll_nats']:.3f} nats"
+            f" = {summary['eval_bits_per_dim']:.4f} bits/dim"
+            f" ({summary['eval_num_examples']} images)"
+        )
+    return text + f"; workdir {summary['workdir']}"

@@ -1,0 +1,61 @@
+"""Run by test_trainer.py in a subprocess with 8 forced CPU devices: one
+train step and one full evaluation on 8 devices and on 1, compared.
+
+Prints one JSON line: max relative differences and the batch-size error.
+"""
+
+import json
+
+import jax
+import numpy as np
+
+from configs import binarized_mnist
+from pixel_models import data, evaluation, sharding
+from pixel_models.experiment import Experiment
+
+
+def max_rel_diff(a, b) -> float:
+    diffs = jax.tree.map(
+        lambda x, y: float(np.max(np.abs(x - y) / np.maximum(np.abs(y), 1e-6))), a, b
+    )
+    return max(jax.tree.leaves(diffs))
+
+
+def main():
+    jax.config.update("jax_default_matmul_precision", "highest")
+    config = binarized_mnist.get_config("pixelcnn,tiny")
+    config.batch_size, config.eval_batch_size = 16, 16
+    images = data.load_split(config.dataset, "train[:16]").images
+    test = data.load_split(config.dataset, "test[:37]")
+    results = {}
+    for name, devices in (("8", jax.devices()), ("1", jax.devices()[:1])):
+        experiment = Experiment.build(config, devices)
+        state = experiment.init_state()
+        batch = sharding.put_batch(experiment.mesh, {"image": images})
+        state, metrics = experiment.train_step(state, batch["image"])
+        result = evaluation.evaluate(experiment, state.params, test, config.eval_batch_size)
+        results[name] = jax.device_get((metrics["loss"], state.params, result["nll_nats"]))
+        results[name + "_shards"] = len(batch["image"].sharding.device_set)
+    bad = config.copy_and_resolve_references()
+    bad.batch_size = 12
+    try:
+        Experiment.build(bad)
+        error = None
+    except ValueError as e:
+        error = str(e)
+    print(
+        json.dumps(
+            {
+                "devices": jax.device_count(),
+                "shards": [results["8_shards"], results["1_shards"]],
+                "loss_rel_diff": max_rel_diff(results["8"][0], results["1"][0]),
+                "params_rel_diff": max_rel_diff(results["8"][1], results["1"][1]),
+                "eval_rel_diff": max_rel_diff(results["8"][2], results["1"][2]),
+                "batch_error": error,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

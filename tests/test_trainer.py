@@ -1,0 +1,305 @@
+"""The trainer and its command lines: sharding equivalence, exact resume
+after SIGKILL/SIGTERM, corrupt checkpoints, NaN stop, full-split evaluation,
+and the one-line errors on bad input."""
+
+import json
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import binarized_mnist
+from pixel_models import (
+    checkpoints,
+    data,
+    evaluation,
+    likelihood,
+    metric_writer,
+    run_config,
+    steps,
+    trainer,
+)
+from pixel_models.experiment import Experiment
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = "configs/binarized_mnist.py:pixelcnn,tiny"
+
+
+def tiny_config(data_dir, **overrides):
+    config = binarized_mnist.get_config("pixelcnn,tiny")
+    config.dataset.data_dir = str(data_dir)
+    config.dataset.eval_split = "validation[:64]"
+    config.update(overrides)
+    return config
+
+
+def cli(module: str, *args: str, **popen) -> subprocess.Popen:
+    """`python -m module args` from the project root; stderr/stdout captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
+
+
+def restore(workdir, config) -> steps.TrainState:
+    experiment = Experiment.build(config)
+    manager = checkpoints.make_manager(workdir, create=False)
+    state, _ = checkpoints.restore_latest(manager, experiment.abstract_state())
+    return jax.device_get(state)
+
+
+def saved_steps(workdir) -> list[int]:
+    folder = pathlib.Path(workdir) / "checkpoints"
+    return (
+        sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit()) if folder.exists() else []
+    )
+
+
+def assert_bitwise_equal(a, b):
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(leaves_a) == len(leaves_b)
+    for x, y in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_one_step_on_8_devices_equals_1_device(data_dir):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    process = cli("tests.multi_device_check", env=env)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["devices"] == 8 and result["shards"] == [8, 1]
+    assert result["loss_rel_diff"] < 1e-5
+    assert result["params_rel_diff"] < 1e-5
+    assert result["eval_rel_diff"] < 1e-5
+    assert "multiple of the number of devices (8)" in result["batch_error"]
+
+
+def test_killed_and_preempted_run_resumes_bitwise_identically(tmp_path, data_dir):
+    steps_flags = [
+        "--config.num_train_steps=300",
+        "--config.checkpoint_every_steps=20",
+        "--config.log_every_steps=20",
+        "--config.eval_every_steps=150",
+        "--config.dataset.eval_split=validation[:64]",
+    ]
+    reference = cli(
+        "experiments.train", f"--config={TINY}", f"--workdir={tmp_path / 'ref'}", *steps_flags
+    )
+    workdir = tmp_path / "run"
+    command = [f"--config={TINY}", f"--workdir={workdir}", *steps_flags]
+    chooser = random.Random(0)
+
+    def interrupt(after_step: int, sig: int) -> subprocess.Popen:
+        process = cli("experiments.train", *command)
+        while not saved_steps(workdir) or saved_steps(workdir)[-1] < after_step:
+            assert process.poll() is None, process.communicate()[1]
+            time.sleep(0.01)
+        time.sleep(chooser.uniform(0.0, 0.3))  # any moment, saves in flight included
+        process.send_signal(sig)
+        process.communicate(timeout=120)
+        return process
+
+    assert interrupt(40, signal.SIGKILL).returncode == -signal.SIGKILL
+    assert interrupt(120, signal.SIGKILL).returncode == -signal.SIGKILL
+    preempted = interrupt(180, signal.SIGTERM)
+    assert preempted.returncode == 143, preempted.stderr
+    stopped_at = saved_steps(workdir)[-1]
+    assert 180 <= stopped_at < 300
+    # Resume with the saved config alone.
+    final = cli("experiments.train", f"--workdir={workdir}")
+    out, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err
+    assert "step 300" in out
+    assert reference.wait(timeout=300) == 0, reference.communicate()[1]
+
+    config = tiny_config(data_dir)
+    assert_bitwise_equal(restore(workdir, config), restore(tmp_path / "ref", config))
+    rows = metric_writer.read_metrics(workdir)
+    train_steps = [r["step"] for r in rows if "loss" in r]
+    # The killed runs' tails were dropped; SIGTERM logged the step it saved.
+    assert train_steps == sorted({*range(20, 301, 20), stopped_at})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    """A tiny run of 20 steps with checkpoints at 10 and 20."""
+    workdir = tmp_path_factory.mktemp("trained")
+    config = tiny_config(data_dir)
+    summary = trainer.train(trainer.prepare(config, workdir), workdir)
+    return workdir, config, summary
+
+
+def test_training_writes_config_metrics_tensorboard_and_checkpoints(trained):
+    workdir, config, summary = trained
+    assert summary["step"] == 20 and summary["eval_num_examples"] == 64
+    assert run_config.load_config(workdir).to_dict() == json.loads(config.to_json())
+    rows = metric_writer.read_metrics(workdir)
+    train_rows = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in train_rows] == [5, 10, 15, 20]
+    assert set(train_rows[0]) >= {
+        "loss",
+        "loss_bits_per_dim",
+        "learning_rate",
+        "grad_norm",
+        "examples_per_sec",
+    }
+    assert train_rows[-1]["loss"] < train_rows[0]["loss"]
+    assert [r["step"] for r in rows if "eval_bits_per_dim" in r] == [10, 20]
+    assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    assert saved_steps(workdir) == [10, 20]
+    assert "bits/dim" in trainer.final_line(summary)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(trained, tmp_path, caplog):
+    import shutil
+
+    workdir, config, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)
+    for f in (copy / "checkpoints" / "20" / "state").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"garbage")
+    experiment = Experiment.build(config)
+    manager = checkpoints.make_manager(copy, create=False)
+    state, data_state = checkpoints.restore_latest(manager, experiment.abstract_state())
+    assert int(state.step) == 10 and data_state["next_index"] == 10
+    assert "step 20 does not restore" in caplog.text
+    # Training again deletes step 20, redoes steps 11..20 and ends where the intact run ended.
+    trainer.train(trainer.prepare(config, copy), copy)
+    assert_bitwise_equal(restore(copy, config), restore(workdir, config))
+
+
+def test_evaluate_cli_scores_every_example(trained, data_dir):
+    workdir, config, _ = trained
+    process = cli(
+        "experiments.evaluate",
+        f"--workdir={workdir}",
+        "--split=test[:37]",
+        "--batch_size=8",
+        "--checkpoint_step=10",
+    )
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    result = json.loads((workdir / "eval_test_37.json").read_text())
+    assert result == json.loads(out.strip().splitlines()[-1])
+    assert result["num_examples"] == 37 and result["split"] == "test[:37]"
+    assert result["step"] == 10 and result["params"] == "raw"
+
+    state = restore_step(workdir, config, 10)
+    images = data.load_split(config.dataset, "test[:37]").images
+    nll = -likelihood.log_prob(Experiment.build(config).model, {"params": state.params}, images)
+    np.testing.assert_allclose(result["nll_nats"], float(nll.mean()), rtol=1e-5)
+    assert result["bits_per_dim"] == pytest.approx(result["nll_nats"] / (784 * np.log(2)))
+
+
+def restore_step(workdir, config, step) -> steps.TrainState:
+    experiment = Experiment.build(config)
+    manager = checkpoints.make_manager(workdir, create=False)
+    return checkpoints.restore_latest(manager, experiment.abstract_state(), step)[0]
+
+
+def test_full_split_evaluation_pads_and_masks(data_dir):
+    config = tiny_config(data_dir)
+    experiment = Experiment.build(config)
+    state = experiment.init_state()
+    source = data.load_split(config.dataset, "test[:21]")
+    result = evaluation.evaluate(experiment, state.params, source, batch_size=8)
+    nll = -likelihood.log_prob(experiment.model, {"params": state.params}, source.images)
+    assert result["num_examples"] == 21
+    np.testing.assert_allclose(result["nll_nats"], float(nll.mean()), rtol=1e-5)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, monkeypatch):
+    original = steps.train_step
+
+    def poisoned(model, optimizer, state, image, cond=None, ema_decay=0.0):
+        new_state, metrics = original(model, optimizer, state, image, cond, ema_decay)
+        bad = state.step >= 6  # from the 7th step on
+        metrics["loss"] = jnp.where(bad, jnp.nan, metrics["loss"])
+        params = jax.tree.map(lambda p: jnp.where(bad, jnp.nan, p), new_state.params)
+        return new_state.replace(params=params), metrics
+
+    monkeypatch.setattr(steps, "train_step", poisoned)
+    config = tiny_config(data_dir, checkpoint_every_steps=5, log_every_steps=1)
+    with pytest.raises(trainer.TrainingDiverged, match="loss is nan at step 7"):
+        trainer.train(trainer.prepare(config, tmp_path), tmp_path)
+    assert saved_steps(tmp_path) == [5]
+    state = restore(tmp_path, config)
+    assert all(np.isfinite(p).all() for p in jax.tree.leaves(state.params))
+
+
+def test_changed_architecture_is_refused_but_more_steps_are_allowed(trained):
+    workdir, config, _ = trained
+    wider = config.copy_and_resolve_references()
+    wider.model.hidden_dim = 12
+    with pytest.raises(ValueError, match="model.hidden_dim: 8 -> 12"):
+        trainer.prepare(wider, workdir)
+    longer = config.copy_and_resolve_references()
+    longer.num_train_steps = 40
+    trainer.prepare(longer, workdir)
+
+
+def test_ema_is_kept_and_evaluated(tmp_path, data_dir):
+    config = tiny_config(data_dir, ema_decay=0.9, num_train_steps=4, model=dict(dtype="bfloat16"))
+    experiment = Experiment.build(config)
+    state = experiment.init_state()
+    images = data.load_split(config.dataset, "train[:8]").images
+    for _ in range(4):
+        previous = jax.device_get(state)
+        state, metrics = experiment.train_step(state, images)
+    assert np.isfinite(metrics["loss"])
+    for p, e, old_e in zip(
+        *map(jax.tree.leaves, (state.params, state.ema_params, previous.ema_params)), strict=True
+    ):
+        np.testing.assert_allclose(e, 0.9 * old_e + 0.1 * p, rtol=1e-5, atol=1e-7)
+    assert state.eval_params() is state.ema_params
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--config=configs/binarized_mnist.py:pixelcnnn,tiny"], "no binarized_mnist recipe"),
+        ([f"--config={TINY}", "--config.optimizer.name=sgd"], "unknown optimizer 'sgd'"),
+        ([f"--config={TINY}", "--config.dataset.data_dir=/nonexistent"], "missing: /nonexistent"),
+        ([f"--config={TINY}", "--config.batch_size=0"], "batch_size=0 must be a positive"),
+        ([], "no --config given and no saved config"),
+        ([f"--config={TINY}", "--config.nofield=3"], "no config field 'nofield'"),
+        (["--config=configs/nope.py"], "No such file or directory: 'configs/nope.py'"),
+    ],
+)
+def test_bad_input_exits_with_one_line_and_writes_nothing(tmp_path, flags, message):
+    workdir = tmp_path / "run"
+    process = cli("experiments.train", f"--workdir={workdir}", *flags)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("train: error:") and message in lines[0], err
+    assert not workdir.exists()
+
+
+def test_unwritable_workdir_is_refused(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(NotADirectoryError, match="is not a folder"):
+        run_config.check_writable(blocker / "run")
+
+
+def test_plot_writes_a_png(trained, tmp_path):
+    workdir, _, _ = trained
+    process = cli("experiments.plot", f"--workdir={workdir}", f"--output={tmp_path / 'c.png'}")
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
