@@ -11,6 +11,7 @@ by SIGTERM after saving a checkpoint (run the same command to resume).
 
 import sys
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -41,7 +42,8 @@ def main(argv):
     except trainer.Preempted as e:
         print(f"train: {e}", file=sys.stderr)
         sys.exit(143)
-    print(trainer.final_line(summary))
+    if jax.process_index() == 0:
+        print(trainer.final_line(summary))
 
 
 if __name__ == "__main__":

@@ -133,6 +133,51 @@ def test_killed_and_preempted_run_resumes_bitwise_identically(tmp_path, data_dir
     assert train_steps == sorted({*range(20, 301, 20), stopped_at})
 
 
+@pytest.mark.slow
+def test_two_processes_train_like_one_process_with_two_devices(tmp_path, data_dir):
+    """Multi-host on one machine: 2 processes (gloo collectives, 1 CPU device
+    each, each loading its own rows) against 1 process with 2 devices."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    flags = [
+        f"--config={TINY}",
+        "--config.num_train_steps=6",
+        "--config.checkpoint_every_steps=3",
+        "--config.eval_every_steps=6",
+        "--config.dataset.eval_split=validation[:37]",
+        "--config.eval_batch_size=8",
+    ]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")
+    processes = [
+        cli(
+            "experiments.train",
+            *flags,
+            f"--workdir={tmp_path / 'two'}",
+            f"--coordinator_address=127.0.0.1:{port}",
+            "--num_processes=2",
+            f"--process_id={i}",
+            env=env,
+        )
+        for i in range(2)
+    ]
+    env_one = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    single = cli("experiments.train", *flags, f"--workdir={tmp_path / 'one'}", env=env_one)
+    outputs = [p.communicate(timeout=600) for p in (*processes, single)]
+    assert [p.returncode for p in (*processes, single)] == [0, 0, 0], outputs
+    summaries = [
+        [line for line in out.splitlines() if line.startswith("step 6:")] for out, _ in outputs
+    ]
+    assert summaries[1] == []  # only process 0 prints the summary
+    assert summaries[0][0].split("; workdir")[0] == summaries[2][0].split("; workdir")[0]
+    config = tiny_config(data_dir)
+    two, one = restore(tmp_path / "two", config), restore(tmp_path / "one", config)
+    for a, b in zip(jax.tree.leaves(two), jax.tree.leaves(one), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data_dir):
     """A tiny run of 20 steps with checkpoints at 10 and 20."""
