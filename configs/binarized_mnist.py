@@ -10,17 +10,29 @@ MODELS = {
     # The paper gives no size for its MNIST PixelCNN; this is the size of its
     # 7-layer, h=16 MNIST PixelRNN.
     "pixelcnn": dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
+    # Sec. 5.3: "7 layers ... 16 units" for the MNIST PixelRNNs.
+    "row_lstm": dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
+    "diagonal_bilstm": dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
 }
 REFERENCE = {
     "pixelcnn": "PixelRNN paper Table 4: PixelCNN 81.30 nats",
+    "row_lstm": "PixelRNN paper Table 4: Row LSTM 80.54 nats",
+    "diagonal_bilstm": "PixelRNN paper Table 4: Diagonal BiLSTM 79.20 nats",
 }
 
 
 def get_config(arg: str = "pixelcnn"):
-    return common.get_config(
+    config = common.get_config(
         arg,
         common.dataset("binarized_mnist", train_split="train", eval_split="validation"),
         num_levels=2,
         models=MODELS,
         reference=REFERENCE,
     )
+    # The paper set its rates by hand, "the highest values that allowed fast
+    # convergence", without stating them. Sweep, paper PixelCNN, RMSProp,
+    # batch 16, 600 steps, validation[:2000] nats: 3e-4 101.3, 1e-3 98.8,
+    # 3e-3 97.0, 1e-2 97.2 (`--config.optimizer.learning_rate=LR
+    # --config.num_train_steps=600`). 3e-3: the best, and below where it turns.
+    config.optimizer.learning_rate = 3e-3
+    return config

@@ -43,13 +43,24 @@ def color_groups(num_features: int, num_colors: int) -> np.ndarray:
 
 
 def centre_mask(
-    in_features: int, out_features: int, num_colors: int, mask_type: MaskType
+    in_features: int,
+    out_features: int,
+    num_colors: int,
+    mask_type: MaskType,
+    out_blocks: int = 1,
 ) -> np.ndarray:
-    """0/1 mask `[in_features, out_features]` of the centre tap."""
+    """0/1 mask `[in_features, out_features]` of the centre tap.
+
+    With `out_blocks` > 1 the outputs are that many equal blocks (e.g. the
+    i, f, o, g gates of an LSTM), each split into colour groups on its own,
+    so that unit u of every block has the colour of unit u of the state.
+    """
     if mask_type not in ("A", "B"):
         raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+    if out_features % out_blocks:
+        raise ValueError(f"{out_features} output features do not split into {out_blocks} blocks")
     gin = color_groups(in_features, num_colors)[:, None]
-    gout = color_groups(out_features, num_colors)[None, :]
+    gout = np.tile(color_groups(out_features // out_blocks, num_colors), out_blocks)[None, :]
     allowed = gout > gin if mask_type == "A" else gout >= gin
     return allowed.astype(np.float32)
 
@@ -109,6 +120,8 @@ class MaskedConv(nn.Module):
       mask_type: "A" (centre tap sees earlier colours only) or "B" (and its own).
       num_colors: colour channels C of the image (1 for grey, 3 for RGB).
       region: spatial taps kept, see the module docstring.
+      out_blocks: outputs form this many blocks, colour-grouped each (see
+        `centre_mask`); 4 for LSTM gates.
     """
 
     features: int
@@ -116,6 +129,7 @@ class MaskedConv(nn.Module):
     mask_type: MaskType = "B"
     num_colors: int = 1
     region: Region = "causal"
+    out_blocks: int = 1
     use_bias: bool = True
     dtype: Any = None
     param_dtype: Any = jnp.float32
@@ -125,7 +139,9 @@ class MaskedConv(nn.Module):
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         """`x[B, H, W, in]` -> `[B, H, W, features]`."""
         in_features = x.shape[-1]
-        centre = centre_mask(in_features, self.features, self.num_colors, self.mask_type)
+        centre = centre_mask(
+            in_features, self.features, self.num_colors, self.mask_type, self.out_blocks
+        )
         taps = tap_offsets(self.kernel_size, self.region)
         if not centre.any():  # e.g. mask A on a grey image: the centre sees nothing
             taps = tuple(t for t in taps if t != (0, 0))

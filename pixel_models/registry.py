@@ -4,9 +4,12 @@ import flax.linen as nn
 import ml_collections
 
 from pixel_models.pixelcnn import PixelCNN
+from pixel_models.pixelrnn import DiagonalBiLSTM, RowLSTM
 
 MODELS: dict[str, type[nn.Module]] = {
     "pixelcnn": PixelCNN,
+    "row_lstm": RowLSTM,
+    "diagonal_bilstm": DiagonalBiLSTM,
 }
 
 

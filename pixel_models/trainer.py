@@ -123,6 +123,7 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
         desc="train",
         dynamic_ncols=True,
         disable=jax.process_index() != 0,
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,  # logs get a line per 30 s
     )
     pending, interval_start = [], time.perf_counter()
     summary = {"workdir": str(workdir), "start_step": start}
