@@ -7,16 +7,23 @@ every process holds the rows of each global batch that its devices own.
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 DATA_AXIS = "data"
 
 
 def make_mesh(devices: list | None = None) -> Mesh:
-    """A 1-D mesh over `devices` (default: every device of every process)."""
+    """A 1-D mesh over `devices` (default: every device of every process).
+
+    The axis is `Auto`: jit places every intermediate from the input and
+    output shardings, so models stay free of sharding code (an `Explicit`
+    axis would make e.g. a scan's zero initial state need one).
+    """
     devices = jax.devices() if devices is None else devices
-    return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices)
+    return jax.make_mesh(
+        (len(devices),), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=devices
+    )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

@@ -18,6 +18,7 @@ import pytest
 
 from configs import binarized_mnist
 from pixel_models import (
+    MODELS,
     checkpoints,
     data,
     evaluation,
@@ -185,6 +186,16 @@ def trained(tmp_path_factory, data_dir):
     config = tiny_config(data_dir)
     summary = trainer.train(trainer.prepare(config, workdir), workdir)
     return workdir, config, summary
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_trains_and_evaluates(name, tmp_path, data_dir):
+    config = tiny_config(data_dir, num_train_steps=2, eval_every_steps=2)
+    config.model = binarized_mnist.get_config(f"{name},tiny").model
+    config.dataset.eval_split = "validation[:8]"
+    summary = trainer.train(trainer.prepare(config, tmp_path), tmp_path)
+    assert summary["step"] == 2 and summary["eval_num_examples"] == 8
+    assert np.isfinite(summary["eval_nll_nats"])
 
 
 def test_training_writes_config_metrics_tensorboard_and_checkpoints(trained):
