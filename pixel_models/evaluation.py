@@ -1,6 +1,7 @@
 """Exact negative log-likelihood of a whole split (every example once)."""
 
 import math
+import sys
 
 import jax
 import tqdm
@@ -28,6 +29,7 @@ def evaluate(
         unit="batch",
         leave=False,
         disable=jax.process_index() != 0,
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,
     ):
         batch = sharding.put_batch(experiment.mesh, {"image": local_batch["image"], "mask": mask})
         outputs.append(experiment.eval_step(params, batch["image"], batch["mask"]))
