@@ -55,7 +55,7 @@ def main(argv):
         source = data.load_split(config.dataset, _SPLIT.value)
         restored = checkpoints.restore_latest(
             checkpoints.make_manager(workdir, create=False),
-            experiment.abstract_state(),
+            experiment.abstract_state,
             _STEP.value,
         )
         if restored is None:

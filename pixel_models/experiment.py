@@ -34,8 +34,8 @@ class Experiment:
         model = build_model(config.model)
         optimizer = make_optimizer(config.optimizer, config.num_train_steps)
         mesh = sharding.make_mesh(devices)
-        sharding.local_batch_size(mesh, config.batch_size, "batch_size")
-        sharding.local_batch_size(mesh, config.eval_batch_size, "eval_batch_size")
+        sharding.check_batch_size(mesh, config.batch_size, "batch_size")
+        sharding.check_batch_size(mesh, config.eval_batch_size, "eval_batch_size")
         if not 0.0 <= config.get("ema_decay", 0.0) < 1.0:
             raise ValueError(f"ema_decay={config.ema_decay} must be in [0, 1); 0 turns EMA off")
         return cls(
@@ -55,8 +55,10 @@ class Experiment:
         image = jnp.zeros((1, *self.image_shape), jnp.int32)
         return steps.create_train_state(self.model, self.optimizer, rng, image, self.use_ema)
 
+    @functools.cached_property
     def abstract_state(self) -> steps.TrainState:
-        """Shapes, dtypes and shardings (replicated) of the train state."""
+        """Shapes, dtypes and shardings (replicated) of the train state; traced
+        once (`model.init` under `eval_shape`) and shared by every user."""
         abstract = jax.eval_shape(self._create_state, jax.random.PRNGKey(0))
         replicated = sharding.replicated(self.mesh)
         return jax.tree.map(
@@ -64,7 +66,7 @@ class Experiment:
         )
 
     def _state_sharding(self) -> Any:
-        return jax.tree.map(lambda x: x.sharding, self.abstract_state())
+        return jax.tree.map(lambda x: x.sharding, self.abstract_state)
 
     def init_state(self) -> steps.TrainState:
         """A fresh state from `config.seed`, created directly in its sharding."""

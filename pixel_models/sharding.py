@@ -35,9 +35,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
-def local_batch_size(mesh: Mesh, global_batch_size: int, name: str = "batch_size") -> int:
-    """This process's rows of a global batch; a batch the devices do not split
-    evenly is an error that says which sizes work."""
+def check_batch_size(mesh: Mesh, global_batch_size: int, name: str = "batch_size") -> None:
+    """Raise if the devices do not split a global batch evenly, saying which
+    sizes work."""
     num_devices = mesh.devices.size
     if global_batch_size <= 0 or global_batch_size % num_devices:
         fix = max(global_batch_size // num_devices, 1) * num_devices
@@ -45,11 +45,6 @@ def local_batch_size(mesh: Mesh, global_batch_size: int, name: str = "batch_size
             f"{name}={global_batch_size} must be a positive multiple of the number of "
             f"devices ({num_devices}), e.g. --config.{name}={fix}"
         )
-    return global_batch_size * _local_device_count(mesh) // num_devices
-
-
-def _local_device_count(mesh: Mesh) -> int:
-    return sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
 
 
 def put_batch(mesh: Mesh, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:

@@ -106,7 +106,7 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
     iterator = input_pipeline.train_iterator(
         input_pipeline.train_batches(run.train_data, config.batch_size, config.seed)
     )
-    restored = checkpoints.restore_latest(manager, experiment.abstract_state(), delete_damaged=True)
+    restored = checkpoints.restore_latest(manager, experiment.abstract_state, delete_damaged=True)
     if restored is None:
         state = experiment.init_state()
     else:

@@ -57,7 +57,7 @@ def cli(module: str, *args: str, **popen) -> subprocess.Popen:
 def restore(workdir, config) -> steps.TrainState:
     experiment = Experiment.build(config)
     manager = checkpoints.make_manager(workdir, create=False)
-    state, _ = checkpoints.restore_latest(manager, experiment.abstract_state())
+    state, _ = checkpoints.restore_latest(manager, experiment.abstract_state)
     return jax.device_get(state)
 
 
@@ -230,7 +230,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(trained, tmp_path,
             f.write_bytes(b"garbage")
     experiment = Experiment.build(config)
     manager = checkpoints.make_manager(copy, create=False)
-    state, data_state = checkpoints.restore_latest(manager, experiment.abstract_state())
+    state, data_state = checkpoints.restore_latest(manager, experiment.abstract_state)
     assert int(state.step) == 10 and data_state["next_index"] == 10
     assert "step 20 does not restore" in caplog.text
     # Training again deletes step 20, redoes steps 11..20 and ends where the intact run ended.
@@ -264,7 +264,7 @@ def test_evaluate_cli_scores_every_example(trained, data_dir):
 def restore_step(workdir, config, step) -> steps.TrainState:
     experiment = Experiment.build(config)
     manager = checkpoints.make_manager(workdir, create=False)
-    return checkpoints.restore_latest(manager, experiment.abstract_state(), step)[0]
+    return checkpoints.restore_latest(manager, experiment.abstract_state, step)[0]
 
 
 def test_full_split_evaluation_pads_and_masks(data_dir):
