@@ -130,7 +130,7 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
     try:
         with _StopRequest() as stop:
             for step in range(start + 1, last + 1):
-                batch = sharding.put_batch(experiment.mesh, next(iterator))
+                batch = sharding.put_batch(experiment.mesh, {"image": next(iterator)["image"]})
                 state, metrics = experiment.train_step(state, batch["image"])
                 pending.append(metrics)
                 progress.update()
