@@ -54,10 +54,11 @@ def cli(module: str, *args: str, **popen) -> subprocess.Popen:
     )
 
 
-def restore(workdir, config) -> steps.TrainState:
+def restore(workdir, config, step=None) -> steps.TrainState:
+    """The newest checkpoint of `workdir` (or `step`), on the host."""
     experiment = Experiment.build(config)
     manager = checkpoints.make_manager(workdir, create=False)
-    state, _ = checkpoints.restore_latest(manager, experiment.abstract_state)
+    state, _ = checkpoints.restore_latest(manager, experiment.abstract_state, step)
     return jax.device_get(state)
 
 
@@ -254,17 +255,11 @@ def test_evaluate_cli_scores_every_example(trained, data_dir):
     assert result["num_examples"] == 37 and result["split"] == "test[:37]"
     assert result["step"] == 10 and result["params"] == "raw"
 
-    state = restore_step(workdir, config, 10)
+    state = restore(workdir, config, step=10)
     images = data.load_split(config.dataset, "test[:37]").images
     nll = -likelihood.log_prob(Experiment.build(config).model, {"params": state.params}, images)
     np.testing.assert_allclose(result["nll_nats"], float(nll.mean()), rtol=1e-5)
     assert result["bits_per_dim"] == pytest.approx(result["nll_nats"] / (784 * np.log(2)))
-
-
-def restore_step(workdir, config, step) -> steps.TrainState:
-    experiment = Experiment.build(config)
-    manager = checkpoints.make_manager(workdir, create=False)
-    return checkpoints.restore_latest(manager, experiment.abstract_state, step)[0]
 
 
 def test_full_split_evaluation_pads_and_masks(data_dir):
