@@ -18,6 +18,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import launch
 from pixel_models import build_model, data, steps
 from pixel_models.optimizers import make_optimizer
 
@@ -74,7 +75,7 @@ def benchmark(config, seconds: float) -> dict:
 
 
 def main(argv):
-    del argv
+    launch.setup(argv)
     print(json.dumps(benchmark(_CONFIG.value, _SECONDS.value)))
 
 

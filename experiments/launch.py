@@ -6,6 +6,7 @@ JAX job through `jax.distributed.initialize`; every process then runs the
 same command and loads only its own rows of each batch.
 """
 
+import ctypes
 import os
 import pathlib
 import sys
@@ -22,13 +23,40 @@ _PROCESS_ID = flags.DEFINE_integer(
 )
 
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+
+
+def keep_host_memory() -> bool:
+    """Let XLA:CPU reuse its host memory from one step to the next (glibc).
+
+    XLA:CPU mallocs each execution's scratch buffer (350 MB for a PixelCNN
+    train step at batch 32) from a worker thread. glibc serves a block that
+    large from a fresh mmap and unmaps it on free, so every step page-faults
+    all of it again: 85k faults and 0.3 s of kernel time per step on 2 cores,
+    a third of the step. One arena, no mmap and a 2 GiB trim threshold keep
+    freed blocks in the heap for the next step. Call it before JAX's first
+    computation (worker threads choose their arena then). Accelerator memory
+    is not affected; on another C library this does nothing. Returns whether
+    glibc took the settings.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
+    return all(libc.mallopt(param, value) == 1 for param, value in settings)
+
+
 def setup(argv: list[str]) -> None:
-    """Refuse stray arguments, quiet library logs (orbax logs every file it
-    writes at INFO; pass --verbosity=0 to see them), and join a multi-process
-    job when this is one process of several: explicit flags, or what JAX
-    detects by itself (TPU pods, SLURM)."""
+    """Refuse stray arguments, keep host memory for reuse (`keep_host_memory`),
+    quiet library logs (orbax logs every file it writes at INFO; pass
+    --verbosity=0 to see them), and join a multi-process job when this is one
+    process of several: explicit flags, or what JAX detects by itself (TPU
+    pods, SLURM)."""
     if len(argv) > 1:
         fail(pathlib.Path(argv[0]).stem, ValueError(f"unexpected arguments {argv[1:]}"))
+    keep_host_memory()
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     if _COORDINATOR.value is not None:

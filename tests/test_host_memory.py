@@ -1,0 +1,45 @@
+"""`launch.keep_host_memory`: XLA:CPU's per-step scratch buffer is reused
+instead of being mapped, page-faulted and unmapped again every step."""
+
+import subprocess
+import sys
+
+import pytest
+
+# One PixelCNN train step whose scratch buffer (about 100 MB) is far above
+# glibc's largest mmap threshold (32 MB); prints minor page faults per step.
+_STEP_FAULTS = """
+import functools, resource, sys
+from experiments import launch
+if sys.argv[1] == "keep":
+    assert launch.keep_host_memory()
+import jax, jax.numpy as jnp
+from configs import binarized_mnist
+from pixel_models import build_model, steps
+from pixel_models.optimizers import make_optimizer
+config = binarized_mnist.get_config("pixelcnn,tiny")
+model, optimizer = build_model(config.model), make_optimizer(config.optimizer)
+image = jnp.zeros((64, 28, 28, 1), jnp.int32)
+state = steps.create_train_state(model, optimizer, jax.random.PRNGKey(0), image)
+train = jax.jit(functools.partial(steps.train_step, model, optimizer))
+for _ in range(2):
+    state, metrics = jax.block_until_ready(train(state, image))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    state, metrics = jax.block_until_ready(train(state, image))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4)
+"""
+
+
+def _faults_per_step(mode: str) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", _STEP_FAULTS, mode], capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_keep_host_memory_stops_per_step_page_faults():
+    default, kept = _faults_per_step("default"), _faults_per_step("keep")
+    assert default > 10_000, "the scratch buffer no longer comes from mmap: test needs updating"
+    assert kept < 0.01 * default, (default, kept)
