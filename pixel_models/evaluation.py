@@ -1,14 +1,13 @@
 """Exact negative log-likelihood of a whole split (every example once)."""
 
 import math
-import sys
 
 import jax
-import tqdm
 
 from pixel_models import input_pipeline, likelihood, sharding
 from pixel_models.data.sources import ImageData, TfdsImages
 from pixel_models.experiment import Experiment
+from pixel_models.progress import progress_bar
 
 
 def evaluate(
@@ -22,14 +21,8 @@ def evaluate(
     outputs = []
     num_batches = math.ceil(len(source) / batch_size)
     batches = input_pipeline.eval_batches(source, batch_size)
-    for local_batch, mask in tqdm.tqdm(
-        batches,
-        total=num_batches,
-        desc="eval",
-        unit="batch",
-        leave=False,
-        disable=jax.process_index() != 0,
-        mininterval=0.1 if sys.stderr.isatty() else 30.0,
+    for local_batch, mask in progress_bar(
+        batches, total=num_batches, desc="eval", unit="batch", leave=False
     ):
         batch = sharding.put_batch(experiment.mesh, {"image": local_batch["image"], "mask": mask})
         outputs.append(experiment.eval_step(params, batch["image"], batch["mask"]))

@@ -18,7 +18,6 @@ import time
 import jax
 import ml_collections
 import numpy as np
-import tqdm
 
 from pixel_models import (
     checkpoints,
@@ -31,6 +30,7 @@ from pixel_models import (
     sharding,
 )
 from pixel_models.experiment import Experiment
+from pixel_models.progress import progress_bar
 
 
 class TrainingDiverged(RuntimeError):
@@ -116,14 +116,8 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
     if start and jax.process_index() == 0:
         print(f"resuming from the checkpoint at step {start}", file=sys.stderr)
     writer = metric_writer.MetricWriter(workdir, resume_step=start)
-    progress = tqdm.tqdm(
-        total=last,
-        initial=start,
-        unit="step",
-        desc="train",
-        dynamic_ncols=True,
-        disable=jax.process_index() != 0,
-        mininterval=0.1 if sys.stderr.isatty() else 30.0,  # logs get a line per 30 s
+    progress = progress_bar(
+        total=last, initial=start, unit="step", desc="train", dynamic_ncols=True
     )
     pending, interval_start = [], time.perf_counter()
     summary = {"workdir": str(workdir), "start_step": start}
