@@ -34,11 +34,11 @@ def keep_host_memory() -> bool:
     train step at batch 32) from a worker thread. glibc serves a block that
     large from a fresh mmap and unmaps it on free, so every step page-faults
     all of it again: 85k faults and 0.3 s of kernel time per step on 2 cores,
-    nearly 40% of its CPU time. One arena, no mmap and a 2 GiB trim threshold keep
-    freed blocks in the heap for the next step. Call it before JAX's first
-    computation (worker threads choose their arena then). Accelerator memory
-    is not affected; on another C library this does nothing. Returns whether
-    glibc took the settings.
+    nearly 40% of its CPU time. One arena, no mmap and a 2 GiB trim threshold
+    keep freed blocks in the heap for the next step. Call it before JAX's
+    first computation (worker threads choose their arena then). Accelerator
+    memory is not affected; on another C library this does nothing. Returns
+    whether glibc took the settings.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
