@@ -4,7 +4,9 @@ python -m experiments.benchmark --config=configs/binarized_mnist.py:pixelcnn \
     [--config.model.hidden_dim=32 ...] [--seconds=10]
 
 Prints one JSON line: train_images_per_sec, eval_images_per_sec, num_params,
-peak_rss_mb, devices (and the backend and shape it ran).
+peak_rss_mb, devices (and the backend, shape and eval chunk size it ran).
+Both steps run on one device, the eval step in chunks as the evaluator's
+does (`--config.eval_chunk_pixels=0` scores the batch at once).
 """
 
 import functools
@@ -49,7 +51,10 @@ def benchmark(config, seconds: float) -> dict:
     )
     state = steps.create_train_state(model, optimizer, jax.random.PRNGKey(config.seed), image)
     train = jax.jit(functools.partial(steps.train_step, model, optimizer), donate_argnums=0)
-    evaluate = jax.jit(functools.partial(steps.eval_step, model))
+    chunk_size = steps.eval_chunk_size(
+        config.batch_size, 1, shape, jax.default_backend(), config.get("eval_chunk_pixels", 0)
+    )
+    evaluate = jax.jit(functools.partial(steps.eval_step, model, chunk_size=chunk_size))
     mask = jnp.ones((config.batch_size,), bool)
 
     def train_once():
@@ -70,6 +75,7 @@ def benchmark(config, seconds: float) -> dict:
         "backend": jax.default_backend(),
         "model": config.model.name,
         "batch_size": config.batch_size,
+        "eval_chunk_size": chunk_size,
         "image_shape": list(shape),
     }
 

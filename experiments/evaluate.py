@@ -64,9 +64,7 @@ def main(argv):
         launch.fail("evaluate", e)
     state, _ = restored
     result = {"split": _SPLIT.value}
-    result.update(
-        evaluation.evaluate(experiment, state.eval_params(), source, config.eval_batch_size)
-    )
+    result.update(evaluation.evaluate(experiment, state.eval_params(), source))
     result.update(
         step=int(state.step),
         params="ema" if experiment.use_ema else "raw",

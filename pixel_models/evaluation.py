@@ -11,13 +11,15 @@ from pixel_models.progress import progress_bar
 
 
 def evaluate(
-    experiment: Experiment, params, source: ImageData | TfdsImages, batch_size: int
+    experiment: Experiment, params, source: ImageData | TfdsImages
 ) -> dict[str, float | int]:
     """Mean NLL per image (nats) and bits/dim of `params` on all of `source`.
 
-    Batches are global (`batch_size` over all devices and hosts); the last
-    one is padded and masked. Returns `num_examples`, `nll_nats`, `bits_per_dim`.
+    Batches are global (`eval_batch_size` over all devices and hosts); the
+    last one is padded and masked. Returns `num_examples`, `nll_nats`,
+    `bits_per_dim`.
     """
+    batch_size = experiment.config.eval_batch_size
     outputs = []
     num_batches = math.ceil(len(source) / batch_size)
     batches = input_pipeline.eval_batches(source, batch_size)

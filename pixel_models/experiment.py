@@ -26,6 +26,7 @@ class Experiment:
     learning_rate: optax.Schedule
     mesh: Mesh
     image_shape: tuple[int, int, int]
+    eval_chunk_size: int  # images per sequential chunk of an eval batch (see steps.py)
 
     @classmethod
     def build(cls, config: ml_collections.ConfigDict, devices: list | None = None) -> "Experiment":
@@ -38,13 +39,21 @@ class Experiment:
         sharding.check_batch_size(mesh, config.eval_batch_size, "eval_batch_size")
         if not 0.0 <= config.get("ema_decay", 0.0) < 1.0:
             raise ValueError(f"ema_decay={config.ema_decay} must be in [0, 1); 0 turns EMA off")
+        image_shape = data.get_spec(config.dataset.name).image_shape
         return cls(
             config=config,
             model=model,
             optimizer=optimizer,
             learning_rate=learning_rate_schedule(config.optimizer, config.num_train_steps),
             mesh=mesh,
-            image_shape=data.get_spec(config.dataset.name).image_shape,
+            image_shape=image_shape,
+            eval_chunk_size=steps.eval_chunk_size(
+                config.eval_batch_size,
+                mesh.devices.size,
+                image_shape,
+                mesh.devices.flat[0].platform,
+                config.get("eval_chunk_pixels", 0),
+            ),
         )
 
     @property
@@ -93,10 +102,11 @@ class Experiment:
 
     @functools.cached_property
     def eval_step(self):
-        """`(params, image[B, H, W, C], mask[B]) -> {nll_sum, count}` (replicated)."""
+        """`(params, image[B, H, W, C], mask[B]) -> {nll_sum, count}` (replicated),
+        B = `eval_batch_size`."""
         batch = sharding.batch_sharding(self.mesh)
         return jax.jit(
-            functools.partial(steps.eval_step, self.model),
+            functools.partial(steps.eval_step, self.model, chunk_size=self.eval_chunk_size),
             in_shardings=(sharding.replicated(self.mesh), batch, batch),
             out_shardings=sharding.replicated(self.mesh),
         )

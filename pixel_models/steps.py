@@ -92,8 +92,61 @@ def train_step(
 
 
 def eval_step(
-    model: nn.Module, params, image: jnp.ndarray, mask: jnp.ndarray, cond=None
+    model: nn.Module,
+    params,
+    image: jnp.ndarray,
+    mask: jnp.ndarray,
+    cond=None,
+    chunk_size: int | None = None,
 ) -> dict[str, jnp.ndarray]:
-    """Summed NLL (nats) and count over the examples where `mask[B]` is true."""
-    nll = -likelihood.log_prob(model, {"params": params}, image, cond)
-    return {"nll_sum": jnp.where(mask, nll, 0.0).sum(), "count": mask.sum()}
+    """Summed NLL (nats) and count over the examples where `mask[B]` is true.
+
+    With `chunk_size` (dividing B), the batch is scored in `B // chunk_size`
+    sequential chunks under `lax.map`: same result, a fraction of the live
+    activations (see `eval_chunk_size`). Chunk i holds examples
+    i, i + n, i + 2n, ... (n chunks), so on a batch split over D devices, D
+    dividing `chunk_size`, every chunk takes the same share of each device's
+    rows and nothing moves between devices.
+    """
+    batch = image.shape[0]
+    chunk_size = chunk_size or batch
+    if batch % chunk_size:
+        raise ValueError(f"chunk_size={chunk_size} does not divide the batch of {batch}")
+    num_chunks = batch // chunk_size
+
+    def nll_sum(chunk) -> jnp.ndarray:
+        image, mask, cond = chunk
+        nll = -likelihood.log_prob(model, {"params": params}, image, cond)
+        return jnp.where(mask, nll, 0.0).sum()
+
+    def strided(x: jnp.ndarray) -> jnp.ndarray:  # [B, ...] -> [num_chunks, chunk_size, ...]
+        return jnp.swapaxes(x.reshape(chunk_size, num_chunks, *x.shape[1:]), 0, 1)
+
+    if num_chunks == 1:
+        total = nll_sum((image, mask, cond))
+    else:
+        total = jax.lax.map(nll_sum, jax.tree.map(strided, (image, mask, cond))).sum()
+    return {"nll_sum": total, "count": mask.sum()}
+
+
+def eval_chunk_size(
+    batch_size: int,
+    num_devices: int,
+    image_shape: tuple[int, ...],
+    platform: str,
+    cpu_chunk_pixels: int,
+) -> int:
+    """Global images per `eval_step` chunk for a global `batch_size`.
+
+    The whole batch, except on CPU with `cpu_chunk_pixels` > 0 (config
+    `eval_chunk_pixels`): there each device scores at most that many pixels
+    at a time, in the largest such divisor of its share of the batch.
+    """
+    if cpu_chunk_pixels < 0:
+        raise ValueError(f"eval_chunk_pixels={cpu_chunk_pixels} must be >= 0 (0: no chunks)")
+    if platform != "cpu" or not cpu_chunk_pixels:
+        return batch_size
+    per_device = batch_size // num_devices
+    limit = max(1, cpu_chunk_pixels // (image_shape[0] * image_shape[1]))
+    chunk = max(d for d in range(1, min(limit, per_device) + 1) if per_device % d == 0)
+    return chunk * num_devices

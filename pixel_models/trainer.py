@@ -140,9 +140,7 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
                     pending, interval_start = [], time.perf_counter()
                     summary.update(step=step, train_loss_nats=scalars["loss"])
                 if _is_due(step, config.eval_every_steps, last):
-                    result = evaluation.evaluate(
-                        experiment, state.eval_params(), run.eval_data, config.eval_batch_size
-                    )
+                    result = evaluation.evaluate(experiment, state.eval_params(), run.eval_data)
                     writer.write(
                         step,
                         {

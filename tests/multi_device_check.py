@@ -1,10 +1,13 @@
 """Run by test_trainer.py in a subprocess with 8 forced CPU devices: one
-train step and one full evaluation on 8 devices and on 1, compared.
+train step and one full evaluation on 8 devices and on 1, compared; the
+evaluation again on 8 devices in 2 chunks per batch.
 
-Prints one JSON line: max relative differences and the batch-size error.
+Prints one JSON line: max relative differences, the collectives the chunked
+eval step compiles to, and the batch-size error.
 """
 
 import json
+import re
 
 import jax
 import numpy as np
@@ -12,6 +15,8 @@ import numpy as np
 from configs import binarized_mnist
 from pixel_models import data, evaluation, sharding
 from pixel_models.experiment import Experiment
+
+COLLECTIVE = r"\b(all-reduce|all-gather|all-to-all|collective-permute|reduce-scatter)\b"
 
 
 def max_rel_diff(a, b) -> float:
@@ -36,9 +41,16 @@ def main():
         state = experiment.init_state()
         batch = sharding.put_batch(experiment.mesh, {"image": images})
         state, metrics = experiment.train_step(state, batch["image"])
-        result = evaluation.evaluate(experiment, state.params, test, config.eval_batch_size)
+        result = evaluation.evaluate(experiment, state.params, test)
         results[name] = jax.device_get((metrics["loss"], state.params, result["nll_nats"]))
         results[name + "_shards"] = len(batch["image"].sharding.device_set)
+    chunked_config = config.copy_and_resolve_references()
+    chunked_config.eval_chunk_pixels = 784  # 2 chunks of one image per device
+    chunked = Experiment.build(chunked_config)
+    params = results["1"][1]
+    results["chunked"] = evaluation.evaluate(chunked, params, test)["nll_nats"]
+    batch = sharding.put_batch(chunked.mesh, {"image": images, "mask": np.ones(16, bool)})
+    hlo = chunked.eval_step.lower(params, batch["image"], batch["mask"]).compile().as_text()
     bad = config.copy_and_resolve_references()
     bad.batch_size = 12
     try:
@@ -54,6 +66,8 @@ def main():
                 "loss_rel_diff": max_rel_diff(results["8"][0], results["1"][0]),
                 "params_rel_diff": max_rel_diff(results["8"][1], results["1"][1]),
                 "eval_rel_diff": max_rel_diff(results["8"][2], results["1"][2]),
+                "chunked_eval_rel_diff": max_rel_diff(results["chunked"], results["1"][2]),
+                "chunked_collectives": sorted(set(re.findall(COLLECTIVE, hlo))),
                 "batch_error": error,
             }
         )

@@ -86,6 +86,8 @@ def test_one_step_on_8_devices_equals_1_device(data_dir):
     assert result["loss_rel_diff"] < 1e-5
     assert result["params_rel_diff"] < 1e-5
     assert result["eval_rel_diff"] < 1e-5
+    assert result["chunked_eval_rel_diff"] < 1e-5
+    assert result["chunked_collectives"] == ["all-reduce"]  # the sum; no rows move
     assert "multiple of the number of devices (8)" in result["batch_error"]
 
 
@@ -263,11 +265,11 @@ def test_evaluate_cli_scores_every_example(trained, data_dir):
 
 
 def test_full_split_evaluation_pads_and_masks(data_dir):
-    config = tiny_config(data_dir)
+    config = tiny_config(data_dir, eval_batch_size=8)
     experiment = Experiment.build(config)
     state = experiment.init_state()
     source = data.load_split(config.dataset, "test[:21]")
-    result = evaluation.evaluate(experiment, state.params, source, batch_size=8)
+    result = evaluation.evaluate(experiment, state.params, source)
     nll = -likelihood.log_prob(experiment.model, {"params": state.params}, source.images)
     assert result["num_examples"] == 21
     np.testing.assert_allclose(result["nll_nats"], float(nll.mean()), rtol=1e-5)
