@@ -1,17 +1,27 @@
 """Train- and eval-step throughput of a model on random images.
 
 python -m experiments.benchmark --config=configs/binarized_mnist.py:pixelcnn \
-    [--config.model.hidden_dim=32 ...] [--seconds=10]
+    [--config.model.hidden_dim=32 ...] [--seconds=10] \
+    [--rounds=10 --peer="python ../shared/bench/pixelcnn_torch.py --seconds 4 ..."]
 
 Prints one JSON line: train_images_per_sec, eval_images_per_sec, num_params,
 peak_rss_mb, devices (and the backend, shape and eval chunk size it ran).
 Both steps run on one device, the eval step in chunks as the evaluator's
 does (`--config.eval_chunk_pixels=0` scores the batch at once).
+
+On a shared machine the speed drifts by tens of percent within minutes, so
+two programs timed one after the other compare badly. With `--peer`, the
+peer command (which prints a JSON line with the same two figures) runs after
+each of `--rounds` timed rounds; the line then adds the peer's medians and
+the medians of the per-round ratios, `train_ratio` and `eval_ratio`.
 """
 
 import functools
 import json
 import resource
+import shlex
+import statistics
+import subprocess
 import time
 
 import jax
@@ -27,7 +37,13 @@ from pixel_models.optimizers import make_optimizer
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Recipe, e.g. configs/cifar10.py:pixelcnn"
 )
-_SECONDS = flags.DEFINE_float("seconds", 10.0, "Timed seconds for the train step (eval: half).")
+_SECONDS = flags.DEFINE_float(
+    "seconds", 10.0, "Timed seconds per round for the train step (eval: half)."
+)
+_ROUNDS = flags.DEFINE_integer("rounds", 1, "Timed rounds; the figures are their medians.")
+_PEER = flags.DEFINE_string(
+    "peer", None, "Command run after each round, printing a JSON line to compare with."
+)
 flags.mark_flags_as_required(["config"])
 
 
@@ -41,7 +57,20 @@ def images_per_second(fn, batch_size: int, seconds: float) -> float:
     return count * batch_size / (time.perf_counter() - start)
 
 
-def benchmark(config, seconds: float) -> dict:
+def run_peer(command: str) -> dict:
+    """Run `command`; its last stdout line that parses as a JSON object."""
+    out = subprocess.run(shlex.split(command), capture_output=True, text=True)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode or not lines:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ValueError(f"--peer {command!r} failed (exit {out.returncode}): {tail[0]}")
+    return json.loads(lines[-1])
+
+
+def benchmark(config, seconds: float, rounds: int = 1, peer: str | None = None) -> dict:
+    """Median train/eval images per second over `rounds`, and against `peer`."""
+    if rounds < 1:
+        raise ValueError(f"--rounds={rounds} must be at least 1")
     model = build_model(config.model)
     optimizer = make_optimizer(config.optimizer)
     shape = data.get_spec(config.dataset.name).image_shape
@@ -62,27 +91,48 @@ def benchmark(config, seconds: float) -> dict:
         state, metrics = train(state, image)
         return metrics["loss"]
 
-    train_ips = images_per_second(train_once, config.batch_size, seconds)
-    eval_ips = images_per_second(
-        lambda: evaluate(state.params, image, mask)["nll_sum"], config.batch_size, seconds / 2
+    def eval_once():
+        return evaluate(state.params, image, mask)["nll_sum"]
+
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(
+            {
+                "train_images_per_sec": images_per_second(train_once, config.batch_size, seconds),
+                "eval_images_per_sec": images_per_second(eval_once, config.batch_size, seconds / 2),
+            }
+        )
+        if peer:
+            theirs.append(run_peer(peer))
+    result = {key: round(statistics.median(r[key] for r in ours), 2) for key in ours[0]}
+    result.update(
+        num_params=int(sum(p.size for p in jax.tree.leaves(state.params))),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        devices=jax.device_count(),
+        backend=jax.default_backend(),
+        model=config.model.name,
+        batch_size=config.batch_size,
+        eval_chunk_size=chunk_size,
+        image_shape=list(shape),
+        rounds=rounds,
     )
-    return {
-        "train_images_per_sec": round(train_ips, 2),
-        "eval_images_per_sec": round(eval_ips, 2),
-        "num_params": int(sum(p.size for p in jax.tree.leaves(state.params))),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "devices": jax.device_count(),
-        "backend": jax.default_backend(),
-        "model": config.model.name,
-        "batch_size": config.batch_size,
-        "eval_chunk_size": chunk_size,
-        "image_shape": list(shape),
-    }
+    if peer:
+        for kind in ("train", "eval"):
+            key = f"{kind}_images_per_sec"
+            result[f"peer_{key}"] = round(statistics.median(r[key] for r in theirs), 2)
+            ratios = [a[key] / b[key] for a, b in zip(ours, theirs, strict=True)]
+            result[f"{kind}_ratio"] = round(statistics.median(ratios), 3)
+        result["peer_num_params"] = theirs[-1].get("num_params")
+    return result
 
 
 def main(argv):
     launch.setup(argv)
-    print(json.dumps(benchmark(_CONFIG.value, _SECONDS.value)))
+    try:
+        result = benchmark(_CONFIG.value, _SECONDS.value, _ROUNDS.value, _PEER.value)
+    except ValueError as e:
+        launch.fail("benchmark", e)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,21 @@
 import json
+import shlex
 import subprocess
 import sys
 
+import pytest
+
 from configs import binarized_mnist
 from experiments import benchmark
+
+FAKE_PEER = shlex.join(
+    [
+        sys.executable,
+        "-c",
+        'print("warming up"); '
+        'print(\'{"train_images_per_sec": 2.0, "eval_images_per_sec": 4.0, "num_params": 7}\')',
+    ]
+)
 
 
 def test_benchmark_figures():
@@ -11,6 +23,22 @@ def test_benchmark_figures():
     result = benchmark.benchmark(config, seconds=0.2)
     assert result["train_images_per_sec"] > 0 and result["eval_images_per_sec"] > 0
     assert result["num_params"] > 0 and result["devices"] >= 1 and result["peak_rss_mb"] > 0
+
+
+def test_benchmark_against_a_peer_reports_median_ratios():
+    config = binarized_mnist.get_config("pixelcnn,tiny")
+    result = benchmark.benchmark(config, seconds=0.1, rounds=2, peer=FAKE_PEER)
+    assert result["rounds"] == 2 and result["peer_num_params"] == 7
+    assert result["peer_train_images_per_sec"] == 2.0
+    # The median of two per-round ratios is their mean: our median over the peer's.
+    assert result["train_ratio"] == pytest.approx(result["train_images_per_sec"] / 2.0, rel=1e-3)
+    assert result["eval_ratio"] == pytest.approx(result["eval_images_per_sec"] / 4.0, rel=1e-3)
+
+
+def test_a_failing_peer_is_named():
+    peer = shlex.join([sys.executable, "-c", "import sys; sys.exit('no torch here')"])
+    with pytest.raises(ValueError, match="failed \\(exit 1\\): no torch here"):
+        benchmark.run_peer(peer)
 
 
 def test_benchmark_cli_prints_one_json_line():
