@@ -16,11 +16,11 @@ OPTIONS = ("tiny",)
 
 # XLA:CPU runs a model one op at a time, each over the whole batch: a
 # convolutional model's activations then fall out of the cache between ops
-# once the batch is large. Scored in chunks of 16 images (12,544 pixels), the
-# PixelCNN benchmark's eval step ran 1.2x faster at batch 32 and 1.3-1.45x at
-# batch 64 (README, Speed). The PixelRNNs' row scans lost a third of their
-# speed in chunks, so they score whole batches.
-CPU_EVAL_CHUNK_PIXELS = {"pixelcnn": 16_384}
+# once the batch is large. In chunks of 16 images (12,544 pixels), the
+# PixelCNN benchmark's eval step ran 1.2x faster at batch 32 (1.3-1.45x at
+# batch 64) and its train step, accumulating the gradient, 1.07x (README,
+# Speed). The PixelRNNs' row scans lost a third of their speed in chunks.
+CPU_CHUNK_PIXELS = {"pixelcnn": 16_384}
 
 
 def parse_arg(arg: str) -> tuple[str, set[str]]:
@@ -79,9 +79,10 @@ def get_config(
     config.batch_size = 16
     config.num_train_steps = 200_000
     config.eval_batch_size = 64  # global, like batch_size; the last batch is padded
-    # On CPU the eval step scores each device's share of a batch in chunks of
-    # at most this many pixels (0: all at once); GPUs and TPUs take it whole.
-    config.eval_chunk_pixels = CPU_EVAL_CHUNK_PIXELS.get(model_name, 0)
+    # On CPU the train and eval steps take each device's share of a batch in
+    # chunks of at most this many pixels (0: all at once); GPUs and TPUs take
+    # it whole.
+    config.cpu_chunk_pixels = CPU_CHUNK_PIXELS.get(model_name, 0)
     config.optimizer = ml_collections.ConfigDict(
         dict(
             name="rmsprop",

@@ -6,8 +6,8 @@ python -m experiments.benchmark --config=configs/binarized_mnist.py:pixelcnn \
 
 Prints one JSON line: train_images_per_sec, eval_images_per_sec, num_params,
 peak_rss_mb, devices (and the backend, shape and eval chunk size it ran).
-Both steps run on one device, the eval step in chunks as the evaluator's
-does (`--config.eval_chunk_pixels=0` scores the batch at once).
+Both steps run on one device, in chunks as in training and evaluation
+(`--config.cpu_chunk_pixels=0` takes each batch at once).
 
 On a shared machine the speed drifts by tens of percent within minutes, so
 two programs timed one after the other compare badly. With `--peer`, the
@@ -79,9 +79,12 @@ def benchmark(config, seconds: float, rounds: int = 1, peer: str | None = None) 
         rng.integers(0, config.model.num_levels, (config.batch_size, *shape)), jnp.int32
     )
     state = steps.create_train_state(model, optimizer, jax.random.PRNGKey(config.seed), image)
-    train = jax.jit(functools.partial(steps.train_step, model, optimizer), donate_argnums=0)
-    chunk_size = steps.eval_chunk_size(
-        config.batch_size, 1, shape, jax.default_backend(), config.get("eval_chunk_pixels", 0)
+    chunk_size = steps.step_chunk_size(
+        config.batch_size, 1, shape, jax.default_backend(), config.get("cpu_chunk_pixels", 0)
+    )
+    train = jax.jit(
+        functools.partial(steps.train_step, model, optimizer, chunk_size=chunk_size),
+        donate_argnums=0,
     )
     evaluate = jax.jit(functools.partial(steps.eval_step, model, chunk_size=chunk_size))
     mask = jnp.ones((config.batch_size,), bool)
@@ -112,7 +115,7 @@ def benchmark(config, seconds: float, rounds: int = 1, peer: str | None = None) 
         backend=jax.default_backend(),
         model=config.model.name,
         batch_size=config.batch_size,
-        eval_chunk_size=chunk_size,
+        chunk_size=chunk_size,
         image_shape=list(shape),
         rounds=rounds,
     )

@@ -26,7 +26,8 @@ class Experiment:
     learning_rate: optax.Schedule
     mesh: Mesh
     image_shape: tuple[int, int, int]
-    eval_chunk_size: int  # images per sequential chunk of an eval batch (see steps.py)
+    train_chunk_size: int  # images per sequential chunk of a batch (steps.step_chunk_size)
+    eval_chunk_size: int
 
     @classmethod
     def build(cls, config: ml_collections.ConfigDict, devices: list | None = None) -> "Experiment":
@@ -40,6 +41,13 @@ class Experiment:
         if not 0.0 <= config.get("ema_decay", 0.0) < 1.0:
             raise ValueError(f"ema_decay={config.ema_decay} must be in [0, 1); 0 turns EMA off")
         image_shape = data.get_spec(config.dataset.name).image_shape
+        chunk_size = functools.partial(
+            steps.step_chunk_size,
+            num_devices=mesh.devices.size,
+            image_shape=image_shape,
+            platform=mesh.devices.flat[0].platform,
+            cpu_chunk_pixels=config.get("cpu_chunk_pixels", 0),
+        )
         return cls(
             config=config,
             model=model,
@@ -47,13 +55,8 @@ class Experiment:
             learning_rate=learning_rate_schedule(config.optimizer, config.num_train_steps),
             mesh=mesh,
             image_shape=image_shape,
-            eval_chunk_size=steps.eval_chunk_size(
-                config.eval_batch_size,
-                mesh.devices.size,
-                image_shape,
-                mesh.devices.flat[0].platform,
-                config.get("eval_chunk_pixels", 0),
-            ),
+            train_chunk_size=chunk_size(config.batch_size),
+            eval_chunk_size=chunk_size(config.eval_batch_size),
         )
 
     @property
@@ -91,6 +94,7 @@ class Experiment:
             self.model,
             self.optimizer,
             ema_decay=self.config.get("ema_decay", 0.0),
+            chunk_size=self.train_chunk_size,
         )
         state_sharding = self._state_sharding()
         return jax.jit(

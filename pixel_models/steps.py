@@ -65,6 +65,26 @@ def mean_nll(
     return -likelihood.categorical_log_probs(logits, image).sum(axis=(1, 2, 3)).mean()
 
 
+def strided_chunks(batch, chunk_size: int | None):
+    """Split every `[B, ...]` leaf of `batch` into `[B // chunk_size, chunk_size, ...]`.
+
+    Returns `(num_chunks, chunks)`. Chunk i holds examples i, i + n, i + 2n,
+    ... (n chunks): on a batch split over D devices, D dividing `chunk_size`,
+    every chunk takes the same share of each device's rows, so nothing moves
+    between devices.
+    """
+    size = jax.tree.leaves(batch)[0].shape[0]
+    chunk_size = chunk_size or size
+    if size % chunk_size:
+        raise ValueError(f"chunk_size={chunk_size} does not divide the batch of {size}")
+    num_chunks = size // chunk_size
+
+    def split(x: jnp.ndarray) -> jnp.ndarray:
+        return jnp.swapaxes(x.reshape(chunk_size, num_chunks, *x.shape[1:]), 0, 1)
+
+    return num_chunks, jax.tree.map(split, batch)
+
+
 def train_step(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
@@ -72,14 +92,31 @@ def train_step(
     image: jnp.ndarray,
     cond=None,
     ema_decay: float = 0.0,
+    chunk_size: int | None = None,
 ) -> tuple[TrainState, dict[str, jnp.ndarray]]:
     """One gradient step on `image[B, H, W, C]`; metrics: loss (nats), grad_norm.
 
     `ema_decay` updates `state.ema_params` (when kept) as
-    `ema = decay * ema + (1 - decay) * params`, after the step.
+    `ema = decay * ema + (1 - decay) * params`, after the step. With
+    `chunk_size` (dividing B) the gradient is accumulated over `B // chunk_size`
+    sequential chunks (`strided_chunks`, `step_chunk_size`): the same mean.
     """
     rng = jax.random.fold_in(state.rng, state.step)
-    loss, grads = jax.value_and_grad(mean_nll, argnums=1)(model, state.params, image, cond, rng)
+    loss_and_grad = jax.value_and_grad(mean_nll, argnums=1)
+    num_chunks, chunks = strided_chunks((image, cond), chunk_size)
+    if num_chunks == 1:
+        loss, grads = loss_and_grad(model, state.params, image, cond, rng)
+    else:
+
+        def accumulate(total, chunk):
+            index, (image, cond) = chunk
+            chunk_rng = jax.random.fold_in(rng, index)
+            out = loss_and_grad(model, state.params, image, cond, chunk_rng)
+            return jax.tree.map(jnp.add, total, out), None
+
+        zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, state.params))
+        total, _ = jax.lax.scan(accumulate, zeros, (jnp.arange(num_chunks), chunks))
+        loss, grads = jax.tree.map(lambda x: x / num_chunks, total)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ema_params = state.ema_params
@@ -102,48 +139,35 @@ def eval_step(
     """Summed NLL (nats) and count over the examples where `mask[B]` is true.
 
     With `chunk_size` (dividing B), the batch is scored in `B // chunk_size`
-    sequential chunks under `lax.map`: same result, a fraction of the live
-    activations (see `eval_chunk_size`). Chunk i holds examples
-    i, i + n, i + 2n, ... (n chunks), so on a batch split over D devices, D
-    dividing `chunk_size`, every chunk takes the same share of each device's
-    rows and nothing moves between devices.
+    sequential chunks (`strided_chunks`, `step_chunk_size`): the same sum.
     """
-    batch = image.shape[0]
-    chunk_size = chunk_size or batch
-    if batch % chunk_size:
-        raise ValueError(f"chunk_size={chunk_size} does not divide the batch of {batch}")
-    num_chunks = batch // chunk_size
 
     def nll_sum(chunk) -> jnp.ndarray:
         image, mask, cond = chunk
         nll = -likelihood.log_prob(model, {"params": params}, image, cond)
         return jnp.where(mask, nll, 0.0).sum()
 
-    def strided(x: jnp.ndarray) -> jnp.ndarray:  # [B, ...] -> [num_chunks, chunk_size, ...]
-        return jnp.swapaxes(x.reshape(chunk_size, num_chunks, *x.shape[1:]), 0, 1)
-
-    if num_chunks == 1:
-        total = nll_sum((image, mask, cond))
-    else:
-        total = jax.lax.map(nll_sum, jax.tree.map(strided, (image, mask, cond))).sum()
-    return {"nll_sum": total, "count": mask.sum()}
+    num_chunks, chunks = strided_chunks((image, mask, cond), chunk_size)
+    if num_chunks > 1:
+        return {"nll_sum": jax.lax.map(nll_sum, chunks).sum(), "count": mask.sum()}
+    return {"nll_sum": nll_sum((image, mask, cond)), "count": mask.sum()}
 
 
-def eval_chunk_size(
+def step_chunk_size(
     batch_size: int,
     num_devices: int,
     image_shape: tuple[int, ...],
     platform: str,
     cpu_chunk_pixels: int,
 ) -> int:
-    """Global images per `eval_step` chunk for a global `batch_size`.
+    """Global images per chunk of a train or eval step on a global `batch_size`.
 
     The whole batch, except on CPU with `cpu_chunk_pixels` > 0 (config
-    `eval_chunk_pixels`): there each device scores at most that many pixels
-    at a time, in the largest such divisor of its share of the batch.
+    `cpu_chunk_pixels`): there each device takes at most that many pixels at
+    a time, in the largest such divisor of its share of the batch.
     """
     if cpu_chunk_pixels < 0:
-        raise ValueError(f"eval_chunk_pixels={cpu_chunk_pixels} must be >= 0 (0: no chunks)")
+        raise ValueError(f"cpu_chunk_pixels={cpu_chunk_pixels} must be >= 0 (0: no chunks)")
     if platform != "cpu" or not cpu_chunk_pixels:
         return batch_size
     per_device = batch_size // num_devices

@@ -1,9 +1,9 @@
 """Run by test_trainer.py in a subprocess with 8 forced CPU devices: one
-train step and one full evaluation on 8 devices and on 1, compared; the
-evaluation again on 8 devices in 2 chunks per batch.
+train step and one full evaluation on 8 devices and on 1, compared, and
+again on 8 devices with each batch taken in 2 chunks.
 
 Prints one JSON line: max relative differences, the collectives the chunked
-eval step compiles to, and the batch-size error.
+steps compile to, and the batch-size error.
 """
 
 import json
@@ -35,22 +35,27 @@ def main():
     config.batch_size, config.eval_batch_size = 16, 16
     images = data.load_split(config.dataset, "train[:16]").images
     test = data.load_split(config.dataset, "test[:37]")
-    results = {}
-    for name, devices in (("8", jax.devices()), ("1", jax.devices()[:1])):
-        experiment = Experiment.build(config, devices)
+    chunked = config.copy_and_resolve_references()
+    chunked.cpu_chunk_pixels = 784  # 2 chunks of one image per device
+    results, collectives = {}, set()
+    for name, run_config, devices in (
+        ("8", config, jax.devices()),
+        ("1", config, jax.devices()[:1]),
+        ("8_chunked", chunked, jax.devices()),
+    ):
+        experiment = Experiment.build(run_config, devices)
         state = experiment.init_state()
-        batch = sharding.put_batch(experiment.mesh, {"image": images})
+        batch = sharding.put_batch(experiment.mesh, {"image": images, "mask": np.ones(16, bool)})
+        if name == "8_chunked":
+            for step, args in (
+                (experiment.train_step, (state, batch["image"])),
+                (experiment.eval_step, (state.params, batch["image"], batch["mask"])),
+            ):
+                collectives.update(re.findall(COLLECTIVE, step.lower(*args).compile().as_text()))
         state, metrics = experiment.train_step(state, batch["image"])
         result = evaluation.evaluate(experiment, state.params, test)
         results[name] = jax.device_get((metrics["loss"], state.params, result["nll_nats"]))
         results[name + "_shards"] = len(batch["image"].sharding.device_set)
-    chunked_config = config.copy_and_resolve_references()
-    chunked_config.eval_chunk_pixels = 784  # 2 chunks of one image per device
-    chunked = Experiment.build(chunked_config)
-    params = results["1"][1]
-    results["chunked"] = evaluation.evaluate(chunked, params, test)["nll_nats"]
-    batch = sharding.put_batch(chunked.mesh, {"image": images, "mask": np.ones(16, bool)})
-    hlo = chunked.eval_step.lower(params, batch["image"], batch["mask"]).compile().as_text()
     bad = config.copy_and_resolve_references()
     bad.batch_size = 12
     try:
@@ -66,8 +71,8 @@ def main():
                 "loss_rel_diff": max_rel_diff(results["8"][0], results["1"][0]),
                 "params_rel_diff": max_rel_diff(results["8"][1], results["1"][1]),
                 "eval_rel_diff": max_rel_diff(results["8"][2], results["1"][2]),
-                "chunked_eval_rel_diff": max_rel_diff(results["chunked"], results["1"][2]),
-                "chunked_collectives": sorted(set(re.findall(COLLECTIVE, hlo))),
+                "chunked_rel_diff": max_rel_diff(results["8_chunked"], results["1"]),
+                "chunked_collectives": sorted(collectives),
                 "batch_error": error,
             }
         )

@@ -31,8 +31,8 @@ def test_every_recipe_builds(dataset, arg):
         lambda: steps.create_train_state(model, optimizer, jax.random.PRNGKey(0), image)
     )
     assert sum(p.size for p in jax.tree.leaves(state.params)) > 0
-    # Only the convolutional model scores eval batches in chunks on CPU.
-    assert config.eval_chunk_pixels == (16_384 if config.model.name == "pixelcnn" else 0)
+    # Only the convolutional model takes its batches in chunks on CPU.
+    assert config.cpu_chunk_pixels == (16_384 if config.model.name == "pixelcnn" else 0)
 
 
 def test_tiny_is_smaller_than_the_paper_model():
