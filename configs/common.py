@@ -16,11 +16,12 @@ OPTIONS = ("tiny",)
 
 # XLA:CPU runs a model one op at a time, each over the whole batch: a
 # convolutional model's activations then fall out of the cache between ops
-# once the batch is large. In chunks of 16 images (12,544 pixels), the
-# PixelCNN benchmark's eval step ran 1.2x faster at batch 32 (1.3-1.45x at
-# batch 64) and its train step, accumulating the gradient, 1.07x (README,
-# Speed). The PixelRNNs' row scans lost a third of their speed in chunks.
-CPU_CHUNK_PIXELS = {"pixelcnn": 16_384}
+# once the batch is large. In chunks of 8 binarized-MNIST images (6,272
+# pixels), the PixelCNN benchmark's eval step at batch 32 ran 1.2-1.35x
+# faster and its train step, accumulating the gradient, 1.1x; chunks of 16
+# did as well in eval, less in training; batches of 4 evaluated slower
+# (README, Speed). The PixelRNNs' row scans lost a third of their eval speed.
+CPU_CHUNK_PIXELS = {"pixelcnn": 8_192}
 
 
 def parse_arg(arg: str) -> tuple[str, set[str]]:

@@ -32,7 +32,7 @@ def test_every_recipe_builds(dataset, arg):
     )
     assert sum(p.size for p in jax.tree.leaves(state.params)) > 0
     # Only the convolutional model takes its batches in chunks on CPU.
-    assert config.cpu_chunk_pixels == (16_384 if config.model.name == "pixelcnn" else 0)
+    assert config.cpu_chunk_pixels == (8_192 if config.model.name == "pixelcnn" else 0)
 
 
 def test_tiny_is_smaller_than_the_paper_model():
