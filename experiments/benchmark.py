@@ -5,7 +5,7 @@ python -m experiments.benchmark --config=configs/binarized_mnist.py:pixelcnn \
     [--rounds=10 --peer="python ../shared/bench/pixelcnn_torch.py --seconds 4 ..."]
 
 Prints one JSON line: train_images_per_sec, eval_images_per_sec, num_params,
-peak_rss_mb, devices (and the backend, shape and eval chunk size it ran).
+peak_rss_mb, devices (and the backend, shape and chunk_size it ran).
 Both steps run on one device, in chunks as in training and evaluation
 (`--config.cpu_chunk_pixels=0` takes each batch at once).
 

@@ -148,9 +148,8 @@ def eval_step(
         return jnp.where(mask, nll, 0.0).sum()
 
     num_chunks, chunks = strided_chunks((image, mask, cond), chunk_size)
-    if num_chunks > 1:
-        return {"nll_sum": jax.lax.map(nll_sum, chunks).sum(), "count": mask.sum()}
-    return {"nll_sum": nll_sum((image, mask, cond)), "count": mask.sum()}
+    total = jax.lax.map(nll_sum, chunks).sum() if num_chunks > 1 else nll_sum((image, mask, cond))
+    return {"nll_sum": total, "count": mask.sum()}
 
 
 def step_chunk_size(
