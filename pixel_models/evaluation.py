@@ -5,14 +5,12 @@ import math
 import jax
 
 from pixel_models import input_pipeline, likelihood, sharding
-from pixel_models.data.sources import ImageData, TfdsImages
+from pixel_models.data.sources import ImageSource
 from pixel_models.experiment import Experiment
 from pixel_models.progress import progress_bar
 
 
-def evaluate(
-    experiment: Experiment, params, source: ImageData | TfdsImages
-) -> dict[str, float | int]:
+def evaluate(experiment: Experiment, params, source: ImageSource) -> dict[str, float | int]:
     """Mean NLL per image (nats) and bits/dim of `params` on all of `source`.
 
     Batches are global (`eval_batch_size` over all devices and hosts); the

@@ -18,11 +18,11 @@ import grain
 import jax
 import numpy as np
 
-from pixel_models.data.sources import ImageData, TfdsImages
+from pixel_models.data.sources import ImageSource
 
 
 def train_batches(
-    source: ImageData | TfdsImages,
+    source: ImageSource,
     global_batch_size: int,
     seed: int,
     process_index: int | None = None,
@@ -52,7 +52,7 @@ def train_iterator(dataset: grain.MapDataset, prefetch: int = 2) -> grain.Datase
 
 
 def eval_batches(
-    source: ImageData | TfdsImages,
+    source: ImageSource,
     global_batch_size: int,
     process_index: int | None = None,
     process_count: int | None = None,

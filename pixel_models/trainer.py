@@ -46,8 +46,8 @@ class Run:
     """A validated run: its experiment and its data, ready to train."""
 
     experiment: Experiment
-    train_data: data.ImageData | data.TfdsImages
-    eval_data: data.ImageData | data.TfdsImages
+    train_data: data.ImageSource
+    eval_data: data.ImageSource
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> Run:

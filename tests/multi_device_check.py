@@ -33,7 +33,7 @@ def main():
     jax.config.update("jax_default_matmul_precision", "highest")
     config = binarized_mnist.get_config("pixelcnn,tiny")
     config.batch_size, config.eval_batch_size = 16, 16
-    images = data.load_split(config.dataset, "train[:16]").images
+    images = data.load_split(config.dataset, "train[:16]").batch(np.arange(16))["image"]
     test = data.load_split(config.dataset, "test[:37]")
     chunked = config.copy_and_resolve_references()
     chunked.cpu_chunk_pixels = 784  # 2 chunks of one image per device

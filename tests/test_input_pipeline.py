@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pixel_models import input_pipeline
-from pixel_models.data import ImageData
+from pixel_models.data import ImageSource
 
 N = 10
 
@@ -13,7 +13,7 @@ N = 10
 @pytest.fixture(scope="module")
 def source():
     images = np.arange(N, dtype=np.uint8).reshape(N, 1, 1, 1)
-    return ImageData(images, labels=np.arange(N) * 10)
+    return ImageSource.from_arrays(images, labels=np.arange(N) * 10)
 
 
 def ids(batch) -> list[int]:

@@ -258,7 +258,7 @@ def test_evaluate_cli_scores_every_example(trained, data_dir):
     assert result["step"] == 10 and result["params"] == "raw"
 
     state = restore(workdir, config, step=10)
-    images = data.load_split(config.dataset, "test[:37]").images
+    images = data.load_split(config.dataset, "test[:37]").batch(np.arange(37))["image"]
     nll = -likelihood.log_prob(Experiment.build(config).model, {"params": state.params}, images)
     np.testing.assert_allclose(result["nll_nats"], float(nll.mean()), rtol=1e-5)
     assert result["bits_per_dim"] == pytest.approx(result["nll_nats"] / (784 * np.log(2)))
@@ -270,7 +270,8 @@ def test_full_split_evaluation_pads_and_masks(data_dir):
     state = experiment.init_state()
     source = data.load_split(config.dataset, "test[:21]")
     result = evaluation.evaluate(experiment, state.params, source)
-    nll = -likelihood.log_prob(experiment.model, {"params": state.params}, source.images)
+    images = source.batch(np.arange(len(source)))["image"]
+    nll = -likelihood.log_prob(experiment.model, {"params": state.params}, images)
     assert result["num_examples"] == 21
     np.testing.assert_allclose(result["nll_nats"], float(nll.mean()), rtol=1e-5)
 
@@ -309,7 +310,7 @@ def test_ema_is_kept_and_evaluated(tmp_path, data_dir):
     config = tiny_config(data_dir, ema_decay=0.9, num_train_steps=4, model=dict(dtype="bfloat16"))
     experiment = Experiment.build(config)
     state = experiment.init_state()
-    images = data.load_split(config.dataset, "train[:8]").images
+    images = data.load_split(config.dataset, "train[:8]").batch(np.arange(8))["image"]
     for _ in range(4):
         previous = jax.device_get(state)
         state, metrics = experiment.train_step(state, images)

@@ -22,7 +22,8 @@ def test_tiny_pixelcnn_beats_uniform_on_the_full_test_set(data_dir):
     test = data.load_split(config.dataset, "test")
     model, optimizer = build_model(config.model), make_optimizer(config.optimizer)
 
-    state = steps.create_train_state(model, optimizer, jax.random.PRNGKey(0), train.images[:1])
+    first = train.batch(np.arange(1))["image"]
+    state = steps.create_train_state(model, optimizer, jax.random.PRNGKey(0), first)
     train_step = jax.jit(functools.partial(steps.train_step, model, optimizer))
     order = data.epoch_permutation(len(train), seed=0, epoch=0)
     for step in range(num_steps):
@@ -33,7 +34,7 @@ def test_tiny_pixelcnn_beats_uniform_on_the_full_test_set(data_dir):
     eval_step = jax.jit(functools.partial(steps.eval_step, model))
     total, count = 0.0, 0
     for start in range(0, len(test), 1000):
-        images = test.images[start : start + 1000]
+        images = test.batch(np.arange(start, start + 1000))["image"]
         out = eval_step(state.params, images, jnp.ones(len(images), bool))
         total, count = total + float(out["nll_sum"]), count + int(out["count"])
     assert count == 10_000

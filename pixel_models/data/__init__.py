@@ -1,13 +1,13 @@
 """Image data sets as integer arrays `[H, W, C]`, from original files or TFDS."""
 
-from pixel_models.data.datasets import DATASETS, DatasetSpec, get_spec
+from pixel_models.data.datasets import DATASETS, DatasetSpec, Shard, get_spec
 from pixel_models.data.sources import (
     DATA_DIR_ENV,
-    ImageData,
-    TfdsImages,
+    ImageSource,
     load_split,
     prepare_tfds,
     resolve_data_dir,
+    tfds_rows,
 )
 from pixel_models.data.splits import epoch_permutation, split_slices
 
@@ -15,12 +15,13 @@ __all__ = [
     "DATASETS",
     "DATA_DIR_ENV",
     "DatasetSpec",
-    "ImageData",
-    "TfdsImages",
+    "ImageSource",
+    "Shard",
     "epoch_permutation",
     "get_spec",
     "load_split",
     "prepare_tfds",
     "resolve_data_dir",
     "split_slices",
+    "tfds_rows",
 ]
