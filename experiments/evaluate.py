@@ -3,9 +3,10 @@
 python -m experiments.evaluate --workdir=DIR [--split=test] [--checkpoint_step=N] [--data_dir=D]
 
 Reads DIR/config.json and the newest checkpoint (or step N), scores the split
-sharded over all devices, and writes DIR/eval_<split>.json: split,
-num_examples, nll_nats (mean per image), bits_per_dim, step, params (raw or
-ema). Prints the same as one JSON line.
+sharded over all devices, and writes DIR/eval_<split>.json (with
+--checkpoint_step=N: DIR/eval_<split>_step<N>.json, so the newest result is
+kept): split, num_examples, nll_nats (mean per image), bits_per_dim, step,
+params (raw or ema). Prints the same as one JSON line.
 """
 
 import json
@@ -14,7 +15,7 @@ import pathlib
 import re
 
 import jax
-from absl import app, flags
+from absl import flags
 
 from experiments import launch
 from pixel_models import checkpoints, data, evaluation, run_config
@@ -32,10 +33,12 @@ _DATA_DIR = flags.DEFINE_string(
 flags.mark_flags_as_required(["workdir"])
 
 
-def output_path(workdir: str, split: str) -> pathlib.Path:
-    """DIR/eval_<split>.json, the split made file-name safe ("test[:10]" -> "test_10")."""
+def output_path(workdir: str, split: str, step: int | None = None) -> pathlib.Path:
+    """DIR/eval_<split>.json, or DIR/eval_<split>_step<step>.json for an
+    explicit checkpoint; the split made file-name safe ("test[:10]" -> "test_10")."""
     name = re.sub(r"[^A-Za-z0-9%]+", "_", split).strip("_")
-    return pathlib.Path(workdir) / f"eval_{name}.json"
+    suffix = "" if step is None else f"_step{step}"
+    return pathlib.Path(workdir) / f"eval_{name}{suffix}.json"
 
 
 def main(argv):
@@ -72,7 +75,7 @@ def main(argv):
         dataset=config.dataset.name,
     )
     if jax.process_index() == 0:
-        path = output_path(workdir, _SPLIT.value)
+        path = output_path(workdir, _SPLIT.value, _STEP.value)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         os.replace(tmp, path)
@@ -80,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=launch.parse_flags)
+    launch.run(main)

@@ -10,9 +10,10 @@ import ctypes
 import os
 import pathlib
 import sys
+from collections.abc import Callable
 
 import jax
-from absl import flags, logging
+from absl import app, flags, logging
 
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for a multi-process run"
@@ -65,17 +66,56 @@ def setup(argv: list[str]) -> None:
         jax.distributed.initialize()
 
 
+_HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull")
+CONFIG_HELP = (
+    "config fields: every field of the recipe (configs/<dataset>.py over configs/common.py) is a\n"
+    "flag: --config.FIELD=VALUE, e.g. --config.optimizer.learning_rate=3e-4. To list them with\n"
+    "their values: python -m experiments.train --config=configs/X.py:ARG --print_config"
+)
+
+
+def help_text(argv: list[str]) -> str:
+    """The program's docstring, its own flags, the multi-host flags, and where
+    the config fields are listed (`--helpfull`: every library's flags too)."""
+    if "--helpfull" in argv:
+        return str(flags.FLAGS)
+    main_module = sys.modules["__main__"]
+    parts = [(main_module.__doc__ or "").strip(), flags.FLAGS.main_module_help()]
+    parts.append(flags.FLAGS.module_help(__name__))
+    if "config" in flags.FLAGS:
+        parts.append(CONFIG_HELP)
+    parts.append("--helpfull lists the flags of every library too.")
+    return "\n\n".join(part.strip("\n") for part in parts if part.strip())
+
+
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing, but a bad flag or config (whose error may carry a
-    whole traceback) exits with one line: the error's last line."""
+    """absl's flag parsing, but `--help` prints `help_text` and exits 0, and a
+    bad flag or config (whose error may carry a whole traceback) exits with
+    one line: the error's last line."""
     program = pathlib.Path(argv[0]).stem
+    if any(arg in _HELP_FLAGS for arg in argv[1:]):
+        print(help_text(argv))
+        sys.exit(0)
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
         fail(program, e)
     except (AttributeError, KeyError) as e:  # ml_collections: --config.<unknown field>
-        field = str(e).strip("\"'")
-        fail(program, ValueError(f"no config field {field!r} (see the recipe for the fields)"))
+        fail(program, ValueError(_unknown_field(e)))
+
+
+def _unknown_field(error: Exception) -> str:
+    """ml_collections' AttributeError(KeyError("'name'\\nDid you mean ...?"))
+    as plain text: no config field 'name'; did you mean ...?"""
+    while error.args and isinstance(error.args[0], BaseException):
+        error = error.args[0]
+    text = str(error.args[0]) if error.args else str(error)
+    field, *hints = text.splitlines() or [""]
+    message = f"no config field '{field.strip(chr(34) + chr(39))}'"
+    if hints:
+        hint = " ".join(hints).strip()
+        message += "; " + hint[:1].lower() + hint[1:]
+    return message + " (experiments.train --config=... --print_config lists every field)"
 
 
 def fail(program: str, error: BaseException) -> None:
@@ -84,3 +124,14 @@ def fail(program: str, error: BaseException) -> None:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     reason = lines[-1] if lines else type(error).__name__
     sys.exit(f"{program}: error: {reason}")
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """`absl.app.run(main)` with `parse_flags`; Ctrl-C outside the training
+    loop (which saves first: `trainer.train`) exits 130 with one line."""
+    try:
+        app.run(main, flags_parser=parse_flags)
+    except KeyboardInterrupt:
+        program = pathlib.Path(sys.argv[0]).stem
+        print(f"{program}: interrupted (Ctrl-C)", file=sys.stderr)
+        sys.exit(130)

@@ -9,7 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from experiments import launch  # noqa: E402
 from pixel_models import metric_writer  # noqa: E402
@@ -49,4 +49,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=launch.parse_flags)
+    launch.run(main)

@@ -4,15 +4,18 @@ python -m experiments.train --config=configs/binarized_mnist.py:pixelcnn --workd
     [--config.batch_size=64 ...]
 python -m experiments.train --workdir=DIR          # resume DIR with its saved config
 
+python -m experiments.train --config=configs/binarized_mnist.py:pixelcnn --print_config
+
 Writes DIR/config.json, DIR/checkpoints, DIR/metrics.jsonl, DIR/tensorboard.
-Exit status: 0 done, 1 bad input or diverged (one line says why), 143 stopped
-by SIGTERM after saving a checkpoint (run the same command to resume).
+Exit status: 0 done (or nothing left to train), 1 bad input or diverged (one
+line says why), 143 / 130 stopped by SIGTERM / Ctrl-C after saving a
+checkpoint (run the same command to resume).
 """
 
 import sys
 
 import jax
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from experiments import launch
@@ -22,16 +25,26 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Recipe, e.g. configs/cifar10.py:pixelcnn (default: the one saved in workdir)"
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and config")
-flags.mark_flags_as_required(["workdir"])
+_PRINT_CONFIG = flags.DEFINE_bool(
+    "print_config", False, "Print the resolved config (every --config.FIELD) and exit"
+)
 
 
 def main(argv):
     launch.setup(argv)
     workdir = _WORKDIR.value
+    if _PRINT_CONFIG.value and _CONFIG.value is not None:
+        print(_CONFIG.value)
+        return
     try:
+        if workdir is None:
+            raise ValueError("--workdir is required (the folder of the run)")
         config = _CONFIG.value or run_config.load_config(workdir)
         if config is None:
             raise ValueError(f"no --config given and no saved config in {workdir}")
+        if _PRINT_CONFIG.value:
+            print(config)
+            return
         run = trainer.prepare(config, workdir)
     except (ValueError, OSError) as e:
         launch.fail("train", e)
@@ -41,10 +54,10 @@ def main(argv):
         launch.fail("train", e)
     except trainer.Preempted as e:
         print(f"train: {e}", file=sys.stderr)
-        sys.exit(143)
+        sys.exit(e.exit_code)
     if jax.process_index() == 0:
-        print(trainer.final_line(summary))
+        print(trainer.final_line(summary, run.experiment.config.num_train_steps))
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=launch.parse_flags)
+    launch.run(main)

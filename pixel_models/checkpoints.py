@@ -9,6 +9,7 @@ the one before it.
 """
 
 import pathlib
+import sys
 from typing import Any
 
 import orbax.checkpoint as ocp
@@ -27,6 +28,12 @@ def make_manager(
     )
     directory = pathlib.Path(workdir).absolute() / "checkpoints"
     return ocp.CheckpointManager(directory, options=options, item_names=("state", "data"))
+
+
+def has_checkpoints(workdir: str | pathlib.Path) -> bool:
+    """Whether `WORKDIR/checkpoints` holds a saved step (orbax names them by number)."""
+    folder = pathlib.Path(workdir) / "checkpoints"
+    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
 
 
 def save(
@@ -52,16 +59,20 @@ def restore_latest(
     `delete_damaged` (the trainer, which will save those steps again). An
     explicit `step` that does not exist or does not restore is an error.
     """
+    _ignore_closed_loop_callbacks()
     steps = sorted(manager.all_steps(), reverse=True)
     if step is not None:
         if step not in steps:
             raise ValueError(f"no checkpoint at step {step}; saved steps: {sorted(steps)}")
-        return _restore(manager, abstract_state, step)
+        try:
+            return _restore(manager, abstract_state, step)
+        except Exception as e:  # noqa: BLE001 - one line, whatever orbax raised
+            raise ValueError(f"checkpoint at step {step} does not restore ({_reason(e)})") from e
     for candidate in steps:
         try:
             return _restore(manager, abstract_state, candidate)
         except Exception as e:  # noqa: BLE001 - any damage means: try the previous one
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            reason = _reason(e)
             logging.warning(
                 "checkpoint at step %d does not restore (%s); %s it, trying an older one",
                 candidate,
@@ -81,3 +92,34 @@ def _restore(
     )
     restored = manager.restore(step, args=args)
     return restored.state, restored.data
+
+
+def _reason(error: Exception, limit: int = 200) -> str:
+    """The first line of an orbax / TensorStore error, without the
+    TensorStore spec it appends (kilobytes of JSON)."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = text.split(" [tensorstore_spec")[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _ignore_closed_loop_callbacks() -> None:
+    """Silence the noise of a failed restore, keeping every other report.
+
+    When one read of a damaged checkpoint fails, orbax closes its asyncio
+    loop with TensorStore reads still in flight; as they finish, TensorStore's
+    threads call the closed loop and report each `RuntimeError: Event loop is
+    closed` through `sys.unraisablehook` (dozens of tracebacks, some before
+    the restore has raised). From the first restore on, the hook drops
+    exactly those.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "ignores_closed_loop", False):
+        return
+
+    def hook(unraisable) -> None:
+        error = unraisable.exc_value
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            previous(unraisable)
+
+    hook.ignores_closed_loop = True
+    sys.unraisablehook = hook

@@ -17,6 +17,22 @@ from pixel_models import data, sharding, steps
 from pixel_models.optimizers import learning_rate_schedule, make_optimizer
 from pixel_models.registry import build_model
 
+# Run fields that must be whole numbers of at least this.
+_MINIMUM = {
+    "num_train_steps": 0,
+    "log_every_steps": 0,
+    "eval_every_steps": 0,
+    "checkpoint_every_steps": 0,
+    "keep_checkpoints": 1,
+}
+
+
+def _check_run_fields(config: ml_collections.ConfigDict) -> None:
+    for name, minimum in _MINIMUM.items():
+        value = config.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{name}={value!r} must be a whole number >= {minimum}")
+
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
@@ -31,8 +47,11 @@ class Experiment:
 
     @classmethod
     def build(cls, config: ml_collections.ConfigDict, devices: list | None = None) -> "Experiment":
-        """Validate `config` (model, optimizer, batch sizes vs. devices) and
-        assemble; raises ValueError with a one-line reason on a bad field."""
+        """Validate `config` (model, optimizer, run lengths and cadences, batch
+        sizes vs. devices) and assemble; the model is traced once
+        (`abstract_state`), so a field it cannot take fails here. Raises
+        ValueError with a one-line reason on a bad field."""
+        _check_run_fields(config)
         model = build_model(config.model)
         optimizer = make_optimizer(config.optimizer, config.num_train_steps)
         mesh = sharding.make_mesh(devices)
@@ -40,7 +59,13 @@ class Experiment:
         sharding.check_batch_size(mesh, config.eval_batch_size, "eval_batch_size")
         if not 0.0 <= config.get("ema_decay", 0.0) < 1.0:
             raise ValueError(f"ema_decay={config.ema_decay} must be in [0, 1); 0 turns EMA off")
-        image_shape = data.get_spec(config.dataset.name).image_shape
+        spec = data.get_spec(config.dataset.name)
+        if config.model.num_levels != spec.num_levels:
+            raise ValueError(
+                f"model.num_levels={config.model.num_levels}, but {config.dataset.name} "
+                f"images take {spec.num_levels} values"
+            )
+        image_shape = spec.image_shape
         chunk_size = functools.partial(
             steps.step_chunk_size,
             num_devices=mesh.devices.size,
@@ -48,7 +73,7 @@ class Experiment:
             platform=mesh.devices.flat[0].platform,
             cpu_chunk_pixels=config.get("cpu_chunk_pixels", 0),
         )
-        return cls(
+        experiment = cls(
             config=config,
             model=model,
             optimizer=optimizer,
@@ -58,6 +83,14 @@ class Experiment:
             train_chunk_size=chunk_size(config.batch_size),
             eval_chunk_size=chunk_size(config.eval_batch_size),
         )
+        try:
+            jax.tree.leaves(experiment.abstract_state)
+        except Exception as e:  # noqa: BLE001 - whatever the model raised, one line
+            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise ValueError(
+                f"model {config.model.name!r} does not build with these fields: {reason}"
+            ) from e
+        return experiment
 
     @property
     def use_ema(self) -> bool:

@@ -1,5 +1,8 @@
 """`config.optimizer` -> an optax optimizer and its learning-rate schedule."""
 
+import math
+from collections.abc import Callable
+
 import ml_collections
 import optax
 
@@ -10,6 +13,28 @@ _OPTIMIZERS = {
     "adamw": lambda lr, c: optax.adamw(lr, weight_decay=c.get("weight_decay", 1e-4)),
 }
 _SCHEDULES = ("constant", "cosine", "exponential")
+# Field -> (test, what it must be); a field that is absent or None is not checked.
+_VALID: dict[str, tuple[Callable[[float], bool], str]] = {
+    "learning_rate": (lambda v: 0 < v < math.inf, "a positive number"),
+    "warmup_steps": (lambda v: v >= 0 and v == int(v), "a whole number >= 0"),
+    "grad_clip_norm": (lambda v: 0 <= v < math.inf, ">= 0 (0: no clipping)"),
+    "decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "b1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "b2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "weight_decay": (lambda v: 0 <= v < math.inf, ">= 0"),
+    "decay_rate": (lambda v: 0 < v <= 1, "in (0, 1]"),
+}
+
+
+def check_values(config: ml_collections.ConfigDict) -> None:
+    """Raise ValueError on an optimizer value no run can train with (a
+    negative learning rate, a decay outside [0, 1), ...)."""
+    for name, (valid, rule) in _VALID.items():
+        value = config.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not valid(value):
+            raise ValueError(f"optimizer.{name}={value!r} must be {rule}")
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
@@ -36,7 +61,9 @@ def make_optimizer(
 ) -> optax.GradientTransformation:
     """`name` in rmsprop/adam/adamw, `learning_rate` with its schedule (see
     `learning_rate_schedule`; `num_steps` is the run length), optional
-    `grad_clip_norm` (clipping by global norm before the update)."""
+    `grad_clip_norm` (clipping by global norm before the update). Values are
+    checked first (`check_values`)."""
+    check_values(config)
     if config.name not in _OPTIMIZERS:
         raise ValueError(
             f"unknown optimizer {config.name!r}; known: {', '.join(sorted(_OPTIMIZERS))}"

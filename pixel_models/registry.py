@@ -1,6 +1,7 @@
 """The one model registry: `config.model.name` -> Flax module class."""
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 
 from pixel_models.pixelcnn import PixelCNN
@@ -19,7 +20,23 @@ def build_model(model_config: ml_collections.ConfigDict) -> nn.Module:
     name = fields.pop("name", None)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    _check_compute_dtype(fields.get("dtype"))
     try:
         return MODELS[name](**fields)
     except TypeError as e:
         raise ValueError(f"bad hyperparameters for model {name!r}: {e}") from None
+
+
+def _check_compute_dtype(dtype: str | None) -> None:
+    """`model.dtype` must name a floating-point type (float32, bfloat16, ...)."""
+    if dtype is None:
+        return
+    try:
+        valid = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"model.dtype={dtype!r} is not a floating-point type: use float32, or bfloat16 "
+            "on GPU/TPU"
+        )

@@ -10,6 +10,7 @@ different run, and is refused.
 import json
 import os
 import pathlib
+import tempfile
 
 import ml_collections
 
@@ -73,10 +74,16 @@ def check_compatible(
 
 
 def check_writable(workdir: str | pathlib.Path) -> None:
-    """Raise if `workdir` cannot be created or written, without creating it."""
+    """Raise OSError if `workdir` cannot be created or written, leaving nothing
+    behind: a folder is made and removed in its nearest existing ancestor
+    (permission bits do not stop root, but /proc, /sys or a read-only mount do)."""
     path = pathlib.Path(workdir).absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         raise NotADirectoryError(f"workdir {workdir}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(f"workdir {workdir}: {existing} is not writable")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write_check_", dir=existing))
+    except OSError as e:
+        raise PermissionError(
+            f"workdir {workdir}: cannot create folders in {existing} ({e.strerror})"
+        ) from None

@@ -9,7 +9,6 @@ back from the checkpoint.
 """
 
 import dataclasses
-import math
 import pathlib
 import signal
 import sys
@@ -38,7 +37,12 @@ class TrainingDiverged(RuntimeError):
 
 
 class Preempted(RuntimeError):
-    """SIGTERM (or a multi-host preemption notice): a checkpoint was saved."""
+    """SIGTERM, SIGINT (Ctrl-C) or a multi-host preemption notice: a checkpoint
+    was saved. `exit_code` is the shell's for the signal (143, 130)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +61,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> R
     """
     run_config.check_writable(workdir)
     saved = run_config.load_config(workdir) if pathlib.Path(workdir).is_dir() else None
-    if saved is not None:
+    if saved is not None and checkpoints.has_checkpoints(workdir):
         run_config.check_compatible(config, saved, workdir)
     experiment = Experiment.build(config)
     train_data = data.load_split(config.dataset, config.dataset.train_split)
@@ -66,25 +70,42 @@ def prepare(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> R
 
 
 class _StopRequest:
-    """Notes SIGTERM instead of dying, so the loop can save and exit."""
+    """Notes SIGTERM and SIGINT (Ctrl-C) instead of dying, so the loop can
+    save and exit; a second Ctrl-C stops at once, without saving."""
+
+    _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
-        self.requested = False
+        self.signal: signal.Signals | None = None
 
     def __enter__(self):
         # On many hosts JAX's preemption service owns SIGTERM; orbax's
         # `reached_preemption` reports it to every process at the same step.
+        # There Ctrl-C stays a KeyboardInterrupt: one process cannot save alone.
         if jax.process_count() == 1:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self._SIGNALS}
         return self
 
     def _handle(self, signum, frame):
-        del signum, frame
-        self.requested = True
+        del frame
+        if self.signal == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum)
 
     def __exit__(self, *exc):
         if jax.process_count() == 1:
-            signal.signal(signal.SIGTERM, self._previous)
+            for s, handler in self._previous.items():
+                signal.signal(s, handler)
+
+    def stopped(self, manager, step: int) -> Preempted | None:
+        """The exception to raise after saving `step`, if a stop was asked for."""
+        if self.signal is None and not manager.reached_preemption(step):
+            return None
+        name = self.signal.name if self.signal else "a preemption notice"
+        return Preempted(
+            f"stopped at step {step} by {name}; checkpoint saved, run the same command to resume",
+            128 + (self.signal or signal.SIGTERM),
+        )
 
 
 def _is_due(step: int, every: int, last: int) -> bool:
@@ -95,24 +116,29 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
     """Train `run` in `workdir` to `config.num_train_steps`; returns the summary.
 
     Raises TrainingDiverged on a non-finite loss and Preempted after saving on
-    SIGTERM.
+    SIGTERM or SIGINT. A run already at `num_train_steps` trains nothing.
     """
     experiment, config = run.experiment, run.experiment.config
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    manager = checkpoints.make_manager(workdir, config.keep_checkpoints)
+    restored = checkpoints.restore_latest(manager, experiment.abstract_state, delete_damaged=True)
+    start = 0 if restored is None else int(restored[0].step)
+    summary = {"workdir": str(workdir), "start_step": start, "step": start}
+    if start >= config.num_train_steps:
+        manager.close()
+        return summary  # nothing to train (`final_line` says so); nothing written
     if jax.process_index() == 0:
         run_config.save_config(config, workdir)
-    manager = checkpoints.make_manager(workdir, config.keep_checkpoints)
     iterator = input_pipeline.train_iterator(
         input_pipeline.train_batches(run.train_data, config.batch_size, config.seed)
     )
-    restored = checkpoints.restore_latest(manager, experiment.abstract_state, delete_damaged=True)
     if restored is None:
         state = experiment.init_state()
     else:
         state, data_state = restored
         iterator.set_state(data_state)
-    start, last = int(state.step), config.num_train_steps
+    last = config.num_train_steps
     if start and jax.process_index() == 0:
         print(f"resuming from the checkpoint at step {start}", file=sys.stderr)
     writer = metric_writer.MetricWriter(workdir, resume_step=start)
@@ -120,7 +146,6 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
         total=last, initial=start, unit="step", desc="train", dynamic_ncols=True
     )
     pending, interval_start = [], time.perf_counter()
-    summary = {"workdir": str(workdir), "start_step": start}
     try:
         with _StopRequest() as stop:
             for step in range(start + 1, last + 1):
@@ -128,8 +153,8 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
                 state, metrics = experiment.train_step(state, batch["image"])
                 pending.append(metrics)
                 progress.update()
-                preempted = stop.requested or manager.reached_preemption(step)
-                save = preempted or _is_due(step, config.checkpoint_every_steps, last)
+                preempted = stop.stopped(manager, step)
+                save = preempted is not None or _is_due(step, config.checkpoint_every_steps, last)
                 if save or _is_due(step, config.log_every_steps, last):
                     # Check the losses before any checkpoint: never save a NaN state.
                     scalars = _train_scalars(
@@ -155,11 +180,8 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
                     interval_start = time.perf_counter()
                 if save:
                     checkpoints.save(manager, state, iterator.get_state(), step)
-                if preempted:
-                    raise Preempted(
-                        f"stopped at step {step} by SIGTERM; checkpoint saved, "
-                        "run the same command to resume"
-                    )
+                if preempted is not None:
+                    raise preempted
     finally:
         manager.wait_until_finished()  # a save in flight completes, whatever happened
         progress.close()
@@ -193,10 +215,14 @@ def _train_scalars(
     }
 
 
-def final_line(summary: dict) -> str:
+def final_line(summary: dict, num_train_steps: int) -> str:
     """One line for the end of a run."""
-    loss = summary.get("train_loss_nats", math.nan)
-    text = f"step {summary['step']}: train loss {loss:.3f} nats"
+    if "train_loss_nats" not in summary:
+        return (
+            f"nothing to train: the run is already at step {summary['step']} "
+            f"(num_train_steps={num_train_steps}); workdir {summary['workdir']}"
+        )
+    text = f"step {summary['step']}: train loss {summary['train_loss_nats']:.3f} nats"
     if "eval_nll_nats" in summary:
         text += (
             f"; {summary['eval_split']} {summary['eval_nll_nats']:.3f} nats"
