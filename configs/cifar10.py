@@ -7,16 +7,24 @@ LSTM and Diagonal BiLSTM with 12 layers of h=128: 3.07 and 3.00 bits/dim.
 
 from configs import common
 
-MODELS = {
-    "pixelcnn": dict(hidden_dim=128, num_layers=15, output_hidden_dim=1024),
+RECIPES = {
+    "pixelcnn": common.Recipe(
+        model=dict(hidden_dim=128, num_layers=15, output_hidden_dim=1024),
+        tiny=dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+        reference="PixelRNN paper Table 5: PixelCNN 3.14 bits/dim",
+        cpu_chunk_pixels=8_192,  # 8 images
+    ),
     # Sec. 5.2/Table 5: 12 layers of h=128 for both PixelRNNs on CIFAR-10.
-    "row_lstm": dict(hidden_dim=128, num_layers=12, output_hidden_dim=1024),
-    "diagonal_bilstm": dict(hidden_dim=128, num_layers=12, output_hidden_dim=1024),
-}
-REFERENCE = {
-    "pixelcnn": "PixelRNN paper Table 5: PixelCNN 3.14 bits/dim",
-    "row_lstm": "PixelRNN paper Table 5: Row LSTM 3.07 bits/dim",
-    "diagonal_bilstm": "PixelRNN paper Table 5: Diagonal BiLSTM 3.00 bits/dim",
+    "row_lstm": common.Recipe(
+        model=dict(hidden_dim=128, num_layers=12, output_hidden_dim=1024),
+        tiny=dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+        reference="PixelRNN paper Table 5: Row LSTM 3.07 bits/dim",
+    ),
+    "diagonal_bilstm": common.Recipe(
+        model=dict(hidden_dim=128, num_layers=12, output_hidden_dim=1024),
+        tiny=dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+        reference="PixelRNN paper Table 5: Diagonal BiLSTM 3.00 bits/dim",
+    ),
 }
 
 
@@ -25,6 +33,5 @@ def get_config(arg: str = "pixelcnn"):
         arg,
         common.dataset("cifar10", train_split="train[:45000]", eval_split="train[45000:]"),
         num_levels=256,
-        models=MODELS,
-        reference=REFERENCE,
+        recipes=RECIPES,
     )

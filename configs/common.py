@@ -2,26 +2,35 @@
 
 `get_config(arg)` in a dataset file takes "MODEL[,OPTION...]"; the option
 `tiny` shrinks the same architecture so that it runs in seconds on a CPU.
+Each dataset file has one table, `RECIPES`: per model, one `Recipe`.
 """
+
+import dataclasses
 
 import ml_collections
 
-# The architecture shrunk for tests and smoke runs, per model.
-TINY_MODELS = {
-    "pixelcnn": dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
-    "row_lstm": dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
-    "diagonal_bilstm": dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
-}
 OPTIONS = ("tiny",)
 
-# XLA:CPU runs a model one op at a time, each over the whole batch: a
-# convolutional model's activations then fall out of the cache between ops
-# once the batch is large. In chunks of 8 binarized-MNIST images (6,272
-# pixels), the PixelCNN benchmark's eval step at batch 32 ran 1.2-1.35x
-# faster and its train step, accumulating the gradient, 1.1x; chunks of 16
-# did as well in eval, less in training; batches of 4 evaluated slower
-# (README, Speed). The PixelRNNs' row scans lost a third of their eval speed.
-CPU_CHUNK_PIXELS = {"pixelcnn": 8_192}
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One (dataset, model) entry.
+
+    Attributes:
+      model: the paper-sized hyperparameters (`config.model` fields).
+      tiny: the fields the `tiny` option overrides: the same architecture,
+        shrunk for tests and smoke runs.
+      reference: the published result it should approach, with its source.
+      cpu_chunk_pixels: on CPU, the train and eval steps take each device's
+        share of a batch in chunks of at most this many pixels (0: all at
+        once). Convolutional models gain from it (README, Speed); the
+        PixelRNNs' row scans lose.
+    """
+
+    model: dict
+    tiny: dict
+    reference: str
+    cpu_chunk_pixels: int = 0
 
 
 def parse_arg(arg: str) -> tuple[str, set[str]]:
@@ -49,8 +58,7 @@ def get_config(
     arg: str,
     dataset_config: ml_collections.ConfigDict,
     num_levels: int,
-    models: dict[str, dict],
-    reference: dict[str, str],
+    recipes: dict[str, Recipe],
 ) -> ml_collections.ConfigDict:
     """Assemble a recipe.
 
@@ -58,21 +66,21 @@ def get_config(
       arg: "MODEL[,tiny]".
       dataset_config: from `dataset(...)`.
       num_levels: K, the number of values a subpixel takes (2 or 256).
-      models: paper-sized hyperparameters per model name.
-      reference: the published result each model should approach, with its source.
+      recipes: the dataset's table, model name -> `Recipe`.
     """
     model_name, options = parse_arg(arg)
-    if model_name not in models:
+    if model_name not in recipes:
         raise ValueError(
             f"no {dataset_config.name} recipe for model {model_name!r}; "
-            f"recipes: {', '.join(sorted(models))}"
+            f"recipes: {', '.join(sorted(recipes))}"
         )
+    recipe = recipes[model_name]
     config = ml_collections.ConfigDict()
     config.model = ml_collections.ConfigDict(
-        dict(name=model_name, num_levels=num_levels, dtype="float32", **models[model_name])
+        dict(name=model_name, num_levels=num_levels, dtype="float32", **recipe.model)
     )  # dtype: the compute dtype ("bfloat16" on GPU/TPU); parameters stay float32
     config.dataset = dataset_config
-    config.reference = reference[model_name]
+    config.reference = recipe.reference
     config.seed = 0
     # PixelRNN paper Sec. 5.2: RMSProp for every model, batch 16 (CIFAR-10);
     # learning rates "set by hand", not stated. 1e-3 is RMSProp's usual rate;
@@ -83,7 +91,7 @@ def get_config(
     # On CPU the train and eval steps take each device's share of a batch in
     # chunks of at most this many pixels (0: all at once); GPUs and TPUs take
     # it whole.
-    config.cpu_chunk_pixels = CPU_CHUNK_PIXELS.get(model_name, 0)
+    config.cpu_chunk_pixels = recipe.cpu_chunk_pixels
     config.optimizer = ml_collections.ConfigDict(
         dict(
             name="rmsprop",
@@ -101,7 +109,7 @@ def get_config(
     config.checkpoint_every_steps = 1_000
     config.keep_checkpoints = 3
     if "tiny" in options:
-        config.model.update(TINY_MODELS[model_name])
+        config.model.update(recipe.tiny)
         config.batch_size = 8
         config.num_train_steps = 20
         config.log_every_steps = 5

@@ -7,11 +7,13 @@ binarized-MNIST models, and results are stated in bits/dim.
 
 from configs import common
 
-MODELS = {
-    "pixelcnn": dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
-}
-REFERENCE = {
-    "pixelcnn": "no published 8-bit MNIST PixelCNN figure; compare bits/dim runs",
+RECIPES = {
+    "pixelcnn": common.Recipe(
+        model=dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
+        tiny=dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+        reference="no published 8-bit MNIST PixelCNN figure; compare bits/dim runs",
+        cpu_chunk_pixels=8_192,  # 8 images
+    ),
 }
 
 
@@ -20,6 +22,5 @@ def get_config(arg: str = "pixelcnn"):
         arg,
         common.dataset("mnist", train_split="train[:50000]", eval_split="train[50000:]"),
         num_levels=256,
-        models=MODELS,
-        reference=REFERENCE,
+        recipes=RECIPES,
     )

@@ -6,8 +6,8 @@ python -m experiments.benchmark --config=configs/binarized_mnist.py:pixelcnn \
 
 Prints one JSON line: train_images_per_sec, eval_images_per_sec, num_params,
 peak_rss_mb, devices (and the backend, shape and chunk_size it ran).
-Both steps run on one device, in chunks as in training and evaluation
-(`--config.cpu_chunk_pixels=0` takes each batch at once).
+Both steps are the trainer's (`Experiment`), on one device, in chunks as in
+training and evaluation (`--config.cpu_chunk_pixels=0` takes each batch at once).
 
 On a shared machine the speed drifts by tens of percent within minutes, so
 two programs timed one after the other compare badly. With `--peer`, the
@@ -16,7 +16,6 @@ each of `--rounds` timed rounds; the line then adds the peer's medians and
 the medians of the per-round ratios, `train_ratio` and `eval_ratio`.
 """
 
-import functools
 import json
 import resource
 import shlex
@@ -25,14 +24,13 @@ import subprocess
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
 from experiments import launch
-from pixel_models import build_model, data, steps
-from pixel_models.optimizers import make_optimizer
+from pixel_models import data
+from pixel_models.training.experiment import Experiment
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Recipe, e.g. configs/cifar10.py:pixelcnn"
@@ -71,31 +69,27 @@ def benchmark(config, seconds: float, rounds: int = 1, peer: str | None = None) 
     """Median train/eval images per second over `rounds`, and against `peer`."""
     if rounds < 1:
         raise ValueError(f"--rounds={rounds} must be at least 1")
-    model = build_model(config.model)
-    optimizer = make_optimizer(config.optimizer)
-    shape = data.get_spec(config.dataset.name).image_shape
+    config = config.copy_and_resolve_references()
+    config.eval_batch_size = config.batch_size
+    experiment = Experiment.build(config, devices=jax.devices()[:1])
     rng = np.random.default_rng(config.seed)
-    image = jnp.asarray(
-        rng.integers(0, config.model.num_levels, (config.batch_size, *shape)), jnp.int32
-    )
-    state = steps.create_train_state(model, optimizer, jax.random.PRNGKey(config.seed), image)
-    chunk_size = steps.step_chunk_size(
-        config.batch_size, 1, shape, jax.default_backend(), config.get("cpu_chunk_pixels", 0)
-    )
-    train = jax.jit(
-        functools.partial(steps.train_step, model, optimizer, chunk_size=chunk_size),
-        donate_argnums=0,
-    )
-    evaluate = jax.jit(functools.partial(steps.eval_step, model, chunk_size=chunk_size))
-    mask = jnp.ones((config.batch_size,), bool)
+    shape = experiment.image_shape
+    images = rng.integers(0, config.model.num_levels, (config.batch_size, *shape), np.int32)
+    local = {"image": images}
+    if experiment.cond_key == "label":
+        num_classes = data.get_spec(config.dataset.name).num_classes
+        local["label"] = rng.integers(0, num_classes, config.batch_size)
+    batch = experiment.device_batch(local)
+    eval_batch = experiment.device_batch(local, mask=np.ones(config.batch_size, bool))
+    state = experiment.init_state()
 
     def train_once():
         nonlocal state
-        state, metrics = train(state, image)
+        state, metrics = experiment.train_step(state, batch)
         return metrics["loss"]
 
     def eval_once():
-        return evaluate(state.params, image, mask)["nll_sum"]
+        return experiment.eval_step(state.params, eval_batch)["nll_sum"]
 
     ours, theirs = [], []
     for _ in range(rounds):
@@ -115,7 +109,7 @@ def benchmark(config, seconds: float, rounds: int = 1, peer: str | None = None) 
         backend=jax.default_backend(),
         model=config.model.name,
         batch_size=config.batch_size,
-        chunk_size=chunk_size,
+        chunk_size=experiment.train_chunk_size,
         image_shape=list(shape),
         rounds=rounds,
     )

@@ -6,7 +6,8 @@ Reads DIR/config.json and the newest checkpoint (or step N), scores the split
 sharded over all devices, and writes DIR/eval_<split>.json (with
 --checkpoint_step=N: DIR/eval_<split>_step<N>.json, so the newest result is
 kept): split, num_examples, nll_nats (mean per image), bits_per_dim, step,
-params (raw or ema). Prints the same as one JSON line.
+params (raw or ema), conditioned_on (null: p(x); "label": p(x | label); ...).
+Prints the same as one JSON line.
 """
 
 import json
@@ -18,8 +19,9 @@ import jax
 from absl import flags
 
 from experiments import launch
-from pixel_models import checkpoints, data, evaluation, run_config
-from pixel_models.experiment import Experiment
+from pixel_models import data
+from pixel_models.training import checkpoints, evaluation, run_config
+from pixel_models.training.experiment import Experiment
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to score, e.g. test, validation, train[:1000]")
@@ -73,6 +75,7 @@ def main(argv):
         params="ema" if experiment.use_ema else "raw",
         model=config.model.name,
         dataset=config.dataset.name,
+        conditioned_on=experiment.conditioned_on,
     )
     if jax.process_index() == 0:
         path = output_path(workdir, _SPLIT.value, _STEP.value)

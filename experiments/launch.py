@@ -31,12 +31,11 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 def keep_host_memory() -> bool:
     """Let XLA:CPU reuse its host memory from one step to the next (glibc).
 
-    XLA:CPU mallocs each execution's scratch buffer (350 MB for a PixelCNN
-    train step at batch 32) from a worker thread. glibc serves a block that
-    large from a fresh mmap and unmaps it on free, so every step page-faults
-    all of it again: 85k faults and 0.3 s of kernel time per step on 2 cores,
-    nearly 40% of its CPU time. One arena, no mmap and a 2 GiB trim threshold
-    keep freed blocks in the heap for the next step. Call it before JAX's
+    XLA:CPU mallocs each execution's scratch buffer (hundreds of MB) from a
+    worker thread. glibc serves a block that large from a fresh mmap and
+    unmaps it on free, so every step page-faults all of it again (README,
+    Speed, has the measurements). One arena, no mmap and a 2 GiB trim
+    threshold keep freed blocks in the heap for the next step. Call it before JAX's
     first computation (worker threads choose their arena then). Accelerator
     memory is not affected; on another C library this does nothing. Returns
     whether glibc took the settings.

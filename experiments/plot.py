@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from absl import flags  # noqa: E402
 
 from experiments import launch  # noqa: E402
-from pixel_models import metric_writer  # noqa: E402
+from pixel_models.training import metric_writer  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
 _OUTPUT = flags.DEFINE_string("output", None, "PNG to write (default: DIR/learning_curves.png)")

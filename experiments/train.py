@@ -19,7 +19,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments import launch
-from pixel_models import run_config, trainer
+from pixel_models.training import run_config, trainer
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Recipe, e.g. configs/cifar10.py:pixelcnn (default: the one saved in workdir)"

@@ -1,7 +1,10 @@
-"""Exact log-likelihood of images under an autoregressive model.
+"""Exact log-likelihood of images under an autoregressive model: the one
+route from a model to its NLL, for training, evaluation and the checks.
 
-All log-probabilities are in nats and computed in float32 (log-softmax of
-float32 logits), whatever dtype the model computes in.
+`model.apply` returns the parameters of the model's output distribution
+(`model.distribution`, see `pixel_models.distributions`), which scores each
+subpixel. All log-probabilities are in nats and float32, whatever dtype the
+model computes in.
 """
 
 import math
@@ -11,20 +14,33 @@ import jax
 import jax.numpy as jnp
 
 
-def categorical_log_probs(logits: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
-    """`logits[B, H, W, C, K]`, `x[B, H, W, C]` -> `log p(x)` per subpixel `[B, H, W, C]`."""
-    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    return jnp.take_along_axis(log_p, x[..., None].astype(jnp.int32), axis=-1)[..., 0]
+def conditional_log_probs(
+    model: nn.Module,
+    variables,
+    x: jnp.ndarray,
+    cond=None,
+    train: bool = False,
+    rng: jax.Array | None = None,
+) -> jnp.ndarray:
+    """`log p(x[b,i,j,c] | all subpixels before it)` in nats, `[B, H, W, C]`.
+
+    `train=True` runs the model in training mode (dropout, with `rng`).
+    """
+    rngs = {"dropout": rng} if rng is not None else None
+    params = model.apply(variables, x, cond=cond, train=train, rngs=rngs)
+    return model.distribution.log_prob(params, x)
 
 
-def conditional_log_probs(model: nn.Module, variables, x: jnp.ndarray, cond=None) -> jnp.ndarray:
-    """`log p(x[b,i,j,c] | all subpixels before it)` in nats, `[B, H, W, C]`."""
-    return categorical_log_probs(model.apply(variables, x, cond=cond, train=False), x)
-
-
-def log_prob(model: nn.Module, variables, x: jnp.ndarray, cond=None) -> jnp.ndarray:
+def log_prob(
+    model: nn.Module,
+    variables,
+    x: jnp.ndarray,
+    cond=None,
+    train: bool = False,
+    rng: jax.Array | None = None,
+) -> jnp.ndarray:
     """`log p(x)` in nats per image, `[B]`."""
-    return conditional_log_probs(model, variables, x, cond).sum(axis=(1, 2, 3))
+    return conditional_log_probs(model, variables, x, cond, train, rng).sum(axis=(1, 2, 3))
 
 
 def bits_per_dim(nll_nats, image_shape) -> float | jnp.ndarray:

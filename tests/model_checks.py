@@ -13,9 +13,10 @@ import numpy as np
 from pixel_models import likelihood
 
 
-def categorical_conditionals(model, variables, x, cond=None) -> jnp.ndarray:
-    """The full conditional distribution of every subpixel, `[B, H, W, C, K]` log-probs."""
-    return jax.nn.log_softmax(model.apply(variables, x, cond=cond), axis=-1)
+def model_conditionals(model, variables, x, cond=None) -> jnp.ndarray:
+    """The full conditional distribution of every subpixel, `[B, H, W, C, K]`
+    log-probs, from the model's own output distribution."""
+    return model.distribution.conditionals(model.apply(variables, x, cond=cond), x)
 
 
 def _perturbed(x: np.ndarray, positions, num_levels: int) -> np.ndarray:
@@ -33,7 +34,7 @@ def assert_causal(
     num_levels: int,
     seed: int = 0,
     num_positions: int = 12,
-    conditionals=categorical_conditionals,
+    conditionals=model_conditionals,
     cond=None,
 ):
     """Changing subpixel p changes no conditional at or before p, and some after it.
@@ -79,7 +80,7 @@ def dependency_map(
     num_levels: int,
     target,
     seed: int = 0,
-    conditionals=categorical_conditionals,
+    conditionals=model_conditionals,
 ) -> np.ndarray:
     """bool `[H, W, C]`: which input subpixels change the conditional at `target` (i, j, c)."""
     rng = np.random.default_rng(seed)

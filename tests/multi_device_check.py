@@ -13,8 +13,9 @@ import jax
 import numpy as np
 
 from configs import binarized_mnist
-from pixel_models import data, evaluation, sharding
-from pixel_models.experiment import Experiment
+from pixel_models import data
+from pixel_models.training import evaluation
+from pixel_models.training.experiment import Experiment
 
 COLLECTIVE = r"\b(all-reduce|all-gather|all-to-all|collective-permute|reduce-scatter)\b"
 
@@ -45,14 +46,15 @@ def main():
     ):
         experiment = Experiment.build(run_config, devices)
         state = experiment.init_state()
-        batch = sharding.put_batch(experiment.mesh, {"image": images, "mask": np.ones(16, bool)})
+        batch = experiment.device_batch({"image": images})
         if name == "8_chunked":
+            eval_batch = experiment.device_batch({"image": images}, mask=np.ones(16, bool))
             for step, args in (
-                (experiment.train_step, (state, batch["image"])),
-                (experiment.eval_step, (state.params, batch["image"], batch["mask"])),
+                (experiment.train_step, (state, batch)),
+                (experiment.eval_step, (state.params, eval_batch)),
             ):
                 collectives.update(re.findall(COLLECTIVE, step.lower(*args).compile().as_text()))
-        state, metrics = experiment.train_step(state, batch["image"])
+        state, metrics = experiment.train_step(state, batch)
         result = evaluation.evaluate(experiment, state.params, test)
         results[name] = jax.device_get((metrics["loss"], state.params, result["nll_nats"]))
         results[name + "_shards"] = len(batch["image"].sharding.device_set)

@@ -177,14 +177,6 @@ def test_no_data_dir_is_a_clear_error(monkeypatch):
         data.load_split(ml_collections.ConfigDict(dict(name="mnist", data_dir=None)), "test")
 
 
-def test_epoch_permutation_is_deterministic():
-    a = data.epoch_permutation(1000, seed=3, epoch=2)
-    np.testing.assert_array_equal(a, data.epoch_permutation(1000, seed=3, epoch=2))
-    np.testing.assert_array_equal(np.sort(a), np.arange(1000))
-    assert not np.array_equal(a, data.epoch_permutation(1000, seed=3, epoch=3))
-    assert not np.array_equal(a, data.epoch_permutation(1000, seed=4, epoch=2))
-
-
 def test_tfds_rows_follow_the_tfds_shuffler(tmp_path):
     """TFDS writes a split in the order of its `Shuffler`, keyed here by file index."""
     from tensorflow_datasets.core import shuffle

@@ -17,19 +17,20 @@ if sys.argv[1] == "keep":
     assert launch.keep_host_memory()
 import jax, jax.numpy as jnp
 from configs import binarized_mnist
-from pixel_models import build_model, steps
-from pixel_models.optimizers import make_optimizer
+from pixel_models import build_model
+from pixel_models.training import steps, train_state
+from pixel_models.training.optimizers import make_optimizer
 config = binarized_mnist.get_config("pixelcnn,tiny")
 model, optimizer = build_model(config.model), make_optimizer(config.optimizer)
 image = jnp.zeros((64, 28, 28, 1), jnp.int32)
-state = steps.create_train_state(model, optimizer, jax.random.PRNGKey(0), image)
+state = train_state.create_train_state(model, optimizer, jax.random.PRNGKey(0), image)
 train = jax.jit(functools.partial(steps.train_step, model, optimizer))
 for _ in range(2):
-    state, metrics = jax.block_until_ready(train(state, image))
+    state, metrics = jax.block_until_ready(train(state, {"image": image}))
 faults = []
 for _ in range(8):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    state, metrics = jax.block_until_ready(train(state, image))
+    state, metrics = jax.block_until_ready(train(state, {"image": image}))
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 print(sorted(faults)[len(faults) // 2])
 """

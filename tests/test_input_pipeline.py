@@ -4,8 +4,7 @@ hosts split every batch, and the iterator state restores the stream."""
 import numpy as np
 import pytest
 
-from pixel_models import input_pipeline
-from pixel_models.data import ImageSource
+from pixel_models.data import ImageSource, input_pipeline
 
 N = 10
 

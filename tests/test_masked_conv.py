@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pixel_models.masked_conv import MaskedConv, centre_mask, dense_mask, tap_offsets
+from pixel_models.layers.masked_conv import MaskedConv, centre_mask, dense_mask, tap_offsets
 
 
 def test_mask_a_and_b_grey_3x3():

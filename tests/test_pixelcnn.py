@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pixel_models import build_model, likelihood
-from pixel_models.masked_conv import tap_offsets
+from pixel_models.layers.masked_conv import tap_offsets
 from tests import model_checks
 
 

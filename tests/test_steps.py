@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from configs import binarized_mnist
-from pixel_models import build_model, steps
-from pixel_models.optimizers import make_optimizer
+from pixel_models import build_model
+from pixel_models.training import steps, train_state
+from pixel_models.training.optimizers import make_optimizer
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +24,10 @@ def tiny_pixelcnn():
 def test_chunked_eval_step_equals_whole_batch(tiny_pixelcnn, chunk_size):
     model, params, image = tiny_pixelcnn
     mask = jnp.arange(12) % 5 != 2  # padded rows land in several chunks
-    whole = jax.jit(functools.partial(steps.eval_step, model))(params, image, mask)
+    batch = {"image": image, "mask": mask}
+    whole = jax.jit(functools.partial(steps.eval_step, model))(params, batch)
     chunked = jax.jit(functools.partial(steps.eval_step, model, chunk_size=chunk_size))(
-        params, image, mask
+        params, batch
     )
     assert int(chunked["count"]) == int(whole["count"]) == 10
     np.testing.assert_allclose(chunked["nll_sum"], whole["nll_sum"], rtol=1e-6)
@@ -34,11 +36,11 @@ def test_chunked_eval_step_equals_whole_batch(tiny_pixelcnn, chunk_size):
 def test_chunked_train_step_equals_whole_batch(tiny_pixelcnn):
     model, _, image = tiny_pixelcnn
     optimizer = make_optimizer(binarized_mnist.get_config("pixelcnn,tiny").optimizer)
-    state = steps.create_train_state(model, optimizer, jax.random.PRNGKey(0), image)
+    state = train_state.create_train_state(model, optimizer, jax.random.PRNGKey(0), image)
     results = []
     for chunk_size in (None, 3):
         step = jax.jit(functools.partial(steps.train_step, model, optimizer, chunk_size=chunk_size))
-        results.append(jax.device_get(step(state, image)))
+        results.append(jax.device_get(step(state, {"image": image})))
     (whole, whole_metrics), (chunked, chunked_metrics) = results
     for key in ("loss", "grad_norm"):
         np.testing.assert_allclose(chunked_metrics[key], whole_metrics[key], rtol=1e-5)
@@ -49,7 +51,7 @@ def test_chunked_train_step_equals_whole_batch(tiny_pixelcnn):
 def test_chunk_size_must_divide_the_batch(tiny_pixelcnn):
     model, params, image = tiny_pixelcnn
     with pytest.raises(ValueError, match="does not divide the batch of 12"):
-        steps.eval_step(model, params, image, jnp.ones(12, bool), chunk_size=5)
+        steps.eval_step(model, params, {"image": image, "mask": jnp.ones(12, bool)}, chunk_size=5)
 
 
 def test_step_chunk_size_policy():

@@ -18,18 +18,17 @@ import numpy as np
 import pytest
 
 from configs import binarized_mnist
-from pixel_models import (
-    MODELS,
+from pixel_models import MODELS, data, likelihood
+from pixel_models.training import (
     checkpoints,
-    data,
     evaluation,
-    likelihood,
     metric_writer,
     run_config,
     steps,
+    train_state,
     trainer,
 )
-from pixel_models.experiment import Experiment
+from pixel_models.training.experiment import Experiment
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = "configs/binarized_mnist.py:pixelcnn,tiny"
@@ -55,7 +54,7 @@ def cli(module: str, *args: str, **popen) -> subprocess.Popen:
     )
 
 
-def restore(workdir, config, step=None) -> steps.TrainState:
+def restore(workdir, config, step=None) -> train_state.TrainState:
     """The newest checkpoint of `workdir` (or `step`), on the host."""
     experiment = Experiment.build(config)
     manager = checkpoints.make_manager(workdir, create=False)
@@ -370,8 +369,8 @@ def test_full_split_evaluation_pads_and_masks(data_dir, capfd):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, monkeypatch):
     original = steps.train_step
 
-    def poisoned(model, optimizer, state, image, cond=None, **kwargs):
-        new_state, metrics = original(model, optimizer, state, image, cond, **kwargs)
+    def poisoned(model, optimizer, state, batch, **kwargs):
+        new_state, metrics = original(model, optimizer, state, batch, **kwargs)
         bad = state.step >= 6  # from the 7th step on
         metrics["loss"] = jnp.where(bad, jnp.nan, metrics["loss"])
         params = jax.tree.map(lambda p: jnp.where(bad, jnp.nan, p), new_state.params)
@@ -404,7 +403,7 @@ def test_ema_is_kept_and_evaluated(tmp_path, data_dir):
     images = data.load_split(config.dataset, "train[:8]").batch(np.arange(8))["image"]
     for _ in range(4):
         previous = jax.device_get(state)
-        state, metrics = experiment.train_step(state, images)
+        state, metrics = experiment.train_step(state, {"image": images})
     assert np.isfinite(metrics["loss"])
     for p, e, old_e in zip(
         *map(jax.tree.leaves, (state.params, state.ema_params, previous.ema_params)), strict=True

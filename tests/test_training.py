@@ -9,8 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import binarized_mnist
-from pixel_models import build_model, data, steps
-from pixel_models.optimizers import make_optimizer
+from pixel_models import build_model, data
+from pixel_models.data import input_pipeline
+from pixel_models.training import steps, train_state
+from pixel_models.training.optimizers import make_optimizer
 
 
 def test_tiny_pixelcnn_beats_uniform_on_the_full_test_set(data_dir):
@@ -23,19 +25,18 @@ def test_tiny_pixelcnn_beats_uniform_on_the_full_test_set(data_dir):
     model, optimizer = build_model(config.model), make_optimizer(config.optimizer)
 
     first = train.batch(np.arange(1))["image"]
-    state = steps.create_train_state(model, optimizer, jax.random.PRNGKey(0), first)
+    state = train_state.create_train_state(model, optimizer, jax.random.PRNGKey(0), first)
     train_step = jax.jit(functools.partial(steps.train_step, model, optimizer))
-    order = data.epoch_permutation(len(train), seed=0, epoch=0)
+    batches = input_pipeline.train_batches(train, config.batch_size, seed=0)  # the trainer's order
     for step in range(num_steps):
-        batch = train.batch(order[step * config.batch_size : (step + 1) * config.batch_size])
-        state, metrics = train_step(state, batch["image"])
+        state, metrics = train_step(state, {"image": batches[step]["image"]})
     assert np.isfinite(metrics["loss"])
 
     eval_step = jax.jit(functools.partial(steps.eval_step, model))
     total, count = 0.0, 0
     for start in range(0, len(test), 1000):
         images = test.batch(np.arange(start, start + 1000))["image"]
-        out = eval_step(state.params, images, jnp.ones(len(images), bool))
+        out = eval_step(state.params, {"image": images, "mask": jnp.ones(len(images), bool)})
         total, count = total + float(out["nll_sum"]), count + int(out["count"])
     assert count == 10_000
     uniform = 784 * math.log(2)  # 543.4 nats

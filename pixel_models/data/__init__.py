@@ -9,7 +9,7 @@ from pixel_models.data.sources import (
     resolve_data_dir,
     tfds_rows,
 )
-from pixel_models.data.splits import epoch_permutation, split_slices
+from pixel_models.data.splits import split_slices
 
 __all__ = [
     "DATASETS",
@@ -17,7 +17,6 @@ __all__ = [
     "DatasetSpec",
     "ImageSource",
     "Shard",
-    "epoch_permutation",
     "get_spec",
     "load_split",
     "prepare_tfds",

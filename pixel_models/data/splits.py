@@ -3,8 +3,6 @@ source, parsed by TFDS's own `ReadInstruction` so both sources agree."""
 
 import typing
 
-import numpy as np
-
 
 class _SplitSize(typing.NamedTuple):
     num_examples: int
@@ -26,8 +24,3 @@ def split_slices(spec: str, sizes: dict[str, int]) -> list[tuple[str, slice]]:
 def base_splits(spec: str) -> list[str]:
     """The base split names a split string refers to: "train[:10]+test" -> [train, test]."""
     return list(dict.fromkeys(part.split("[")[0].strip() for part in spec.split("+")))
-
-
-def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-    """The order of the examples in `epoch`: a permutation, fixed by `(seed, epoch)`."""
-    return np.random.default_rng([seed, epoch]).permutation(num_examples)

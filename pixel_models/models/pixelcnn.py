@@ -11,8 +11,9 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from pixel_models.categorical import CategoricalOutput, scale_pixels
-from pixel_models.masked_conv import MaskedConv
+from pixel_models.distributions import Categorical
+from pixel_models.layers.masked_conv import MaskedConv
+from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
 
 
 class ResidualBlock(nn.Module):
@@ -44,6 +45,11 @@ class PixelCNN(nn.Module):
     kernel_size: int = 3
     output_hidden_dim: int = 32
     dtype: Any = None
+
+    @property
+    def distribution(self) -> Categorical:
+        """The output distribution `__call__` returns the parameters of."""
+        return Categorical(self.num_levels)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, cond=None, train: bool = False) -> jnp.ndarray:

@@ -10,12 +10,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from pixel_models import data, sharding, steps
-from pixel_models.optimizers import learning_rate_schedule, make_optimizer
-from pixel_models.registry import build_model
+from pixel_models import data
+from pixel_models.models.registry import build_model
+from pixel_models.training import sharding, steps, train_state
+from pixel_models.training.optimizers import learning_rate_schedule, make_optimizer
 
 # Run fields that must be whole numbers of at least this.
 _MINIMUM = {
@@ -34,6 +36,24 @@ def _check_run_fields(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"{name}={value!r} must be a whole number >= {minimum}")
 
 
+CONDITIONING = ("none", "label")
+
+
+def _cond_key(config: ml_collections.ConfigDict, spec: data.DatasetSpec) -> str | None:
+    """`config.conditioning` ("none" or "label") -> the batch entry fed as `cond`."""
+    conditioning = config.get("conditioning", "none")
+    if conditioning not in CONDITIONING:
+        raise ValueError(
+            f"conditioning={conditioning!r} must be one of {', '.join(CONDITIONING)}"
+        )
+    if conditioning == "label" and not spec.num_classes:
+        raise ValueError(
+            f"conditioning='label', but {config.dataset.name} has no labels: "
+            "use an unconditional recipe"
+        )
+    return None if conditioning == "none" else conditioning
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     config: ml_collections.ConfigDict
@@ -44,6 +64,7 @@ class Experiment:
     image_shape: tuple[int, int, int]
     train_chunk_size: int  # images per sequential chunk of a batch (steps.step_chunk_size)
     eval_chunk_size: int
+    cond_key: str | None  # the batch entry fed to the model as `cond` (config.conditioning)
 
     @classmethod
     def build(cls, config: ml_collections.ConfigDict, devices: list | None = None) -> "Experiment":
@@ -66,6 +87,7 @@ class Experiment:
                 f"images take {spec.num_levels} values"
             )
         image_shape = spec.image_shape
+        cond_key = _cond_key(config, spec)
         chunk_size = functools.partial(
             steps.step_chunk_size,
             num_devices=mesh.devices.size,
@@ -82,6 +104,7 @@ class Experiment:
             image_shape=image_shape,
             train_chunk_size=chunk_size(config.batch_size),
             eval_chunk_size=chunk_size(config.eval_batch_size),
+            cond_key=cond_key,
         )
         try:
             jax.tree.leaves(experiment.abstract_state)
@@ -96,12 +119,36 @@ class Experiment:
     def use_ema(self) -> bool:
         return self.config.get("ema_decay", 0.0) > 0.0
 
-    def _create_state(self, rng: jax.Array) -> steps.TrainState:
+    @property
+    def conditioned_on(self) -> str | None:
+        """What the NLL is conditioned on: None (p(x)), the batch entry fed as
+        `cond` ("label"), or what the model conditions on by itself (its
+        `CONDITIONED_ON`, e.g. the auto-encoder's own code of x)."""
+        return self.cond_key or getattr(self.model, "CONDITIONED_ON", None)
+
+    @property
+    def batch_keys(self) -> tuple[str, ...]:
+        """The entries of a loader's batch that the train step takes."""
+        return ("image",) if self.cond_key is None else ("image", self.cond_key)
+
+    def device_batch(self, local_batch: dict[str, np.ndarray], **extra) -> steps.Batch:
+        """This process's rows of a batch (`batch_keys`, and `extra` such as
+        the eval mask) -> global arrays sharded over "data", leaf by leaf.
+        Labels go as int32 (JAX's default integer)."""
+        rows = {key: local_batch[key] for key in self.batch_keys} | extra
+        if "label" in rows:
+            rows["label"] = np.asarray(rows["label"], np.int32)
+        return sharding.put_batch(self.mesh, rows)
+
+    def _create_state(self, rng: jax.Array) -> train_state.TrainState:
         image = jnp.zeros((1, *self.image_shape), jnp.int32)
-        return steps.create_train_state(self.model, self.optimizer, rng, image, self.use_ema)
+        cond = None if self.cond_key is None else jnp.zeros((1,), jnp.int32)
+        return train_state.create_train_state(
+            self.model, self.optimizer, rng, image, self.use_ema, cond=cond
+        )
 
     @functools.cached_property
-    def abstract_state(self) -> steps.TrainState:
+    def abstract_state(self) -> train_state.TrainState:
         """Shapes, dtypes and shardings (replicated) of the train state; traced
         once (`model.init` under `eval_shape`) and shared by every user."""
         abstract = jax.eval_shape(self._create_state, jax.random.PRNGKey(0))
@@ -113,19 +160,21 @@ class Experiment:
     def _state_sharding(self) -> Any:
         return jax.tree.map(lambda x: x.sharding, self.abstract_state)
 
-    def init_state(self) -> steps.TrainState:
+    def init_state(self) -> train_state.TrainState:
         """A fresh state from `config.seed`, created directly in its sharding."""
         create = jax.jit(self._create_state, out_shardings=self._state_sharding())
         return create(jax.random.PRNGKey(self.config.seed))
 
     @functools.cached_property
     def train_step(self):
-        """`(state, image[B, H, W, C]) -> (state, {loss, grad_norm})`, the batch
-        sharded over "data", the state replicated and donated."""
+        """`(state, batch) -> (state, {loss, grad_norm})`, the batch
+        (`device_batch`: image[B, H, W, C], and the conditioning entry) sharded
+        over "data", the state replicated and donated."""
         step = functools.partial(
             steps.train_step,
             self.model,
             self.optimizer,
+            cond_key=self.cond_key,
             ema_decay=self.config.get("ema_decay", 0.0),
             chunk_size=self.train_chunk_size,
         )
@@ -139,11 +188,13 @@ class Experiment:
 
     @functools.cached_property
     def eval_step(self):
-        """`(params, image[B, H, W, C], mask[B]) -> {nll_sum, count}` (replicated),
-        B = `eval_batch_size`."""
-        batch = sharding.batch_sharding(self.mesh)
+        """`(params, batch) -> {nll_sum, count}` (replicated); the batch as for
+        `train_step` plus `mask[B]`, B = `eval_batch_size`."""
+        step = functools.partial(
+            steps.eval_step, self.model, cond_key=self.cond_key, chunk_size=self.eval_chunk_size
+        )
         return jax.jit(
-            functools.partial(steps.eval_step, self.model, chunk_size=self.eval_chunk_size),
-            in_shardings=(sharding.replicated(self.mesh), batch, batch),
+            step,
+            in_shardings=(sharding.replicated(self.mesh), sharding.batch_sharding(self.mesh)),
             out_shardings=sharding.replicated(self.mesh),
         )

@@ -4,8 +4,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from pixel_models.pixelcnn import PixelCNN
-from pixel_models.pixelrnn import DiagonalBiLSTM, RowLSTM
+from pixel_models.models.pixelcnn import PixelCNN
+from pixel_models.models.pixelrnn import DiagonalBiLSTM, RowLSTM
 
 MODELS: dict[str, type[nn.Module]] = {
     "pixelcnn": PixelCNN,

@@ -23,8 +23,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from pixel_models.categorical import CategoricalOutput, scale_pixels
-from pixel_models.masked_conv import MaskedConv
+from pixel_models.distributions import Categorical
+from pixel_models.layers.masked_conv import MaskedConv
+from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
 
 
 def lstm_update(gates: jnp.ndarray, cell: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -164,6 +165,11 @@ class PixelRNN(nn.Module):
     skip_connections: bool = False
     remat: bool = False
     dtype: Any = None
+
+    @property
+    def distribution(self) -> Categorical:
+        """The output distribution `__call__` returns the parameters of."""
+        return Categorical(self.num_levels)
 
     def recurrent_layer(self, num_colors: int) -> nn.Module:
         raise NotImplementedError("use RowLSTM or DiagonalBiLSTM")

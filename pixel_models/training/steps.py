@@ -1,68 +1,28 @@
 """Pure train and eval steps shared by the trainer, the evaluator and the
 benchmark. Wrap them with `jax.jit` (and shardings) at the call site."""
 
-from typing import Any
-
-import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
 from pixel_models import likelihood
+from pixel_models.training.train_state import TrainState
 
-
-@flax.struct.dataclass
-class TrainState:
-    """Everything a run needs to continue exactly: the step, the parameters,
-    the optimizer state, the Polyak average of the parameters (`None` when EMA
-    is off) and the base RNG key (raw uint32, folded with the step each step)."""
-
-    step: jnp.ndarray
-    params: Any
-    opt_state: Any
-    ema_params: Any
-    rng: jnp.ndarray
-
-    def eval_params(self):
-        """The parameters to evaluate: the EMA when it is kept, else the raw ones."""
-        return self.params if self.ema_params is None else self.ema_params
-
-
-def create_train_state(
-    model: nn.Module,
-    optimizer: optax.GradientTransformation,
-    rng: jax.Array,
-    image: jnp.ndarray,
-    use_ema: bool = False,
-) -> TrainState:
-    """Fresh state; `image[B, H, W, C]` fixes the shapes (its values are unused).
-
-    `rng` is a raw `uint32[2]` key (`jax.random.PRNGKey`), so that it
-    checkpoints as a plain array.
-    """
-    init_rng, rng = jax.random.split(rng)
-    params = model.init(init_rng, image)["params"]
-    return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        opt_state=optimizer.init(params),
-        ema_params=params if use_ema else None,
-        rng=rng,
-    )
+Batch = dict[str, jnp.ndarray]
 
 
 def mean_nll(
-    model: nn.Module, params, image: jnp.ndarray, cond=None, rng: jax.Array | None = None
+    model: nn.Module, params, batch: Batch, cond_key: str | None, rng: jax.Array | None = None
 ) -> jnp.ndarray:
-    """Mean negative log-likelihood per image in nats (the training loss).
+    """Mean negative log-likelihood per image in nats (the training loss) of
+    `batch["image"]`, conditioned on `batch[cond_key]` when a key is given.
 
     With `rng`, the model runs in training mode (`train=True`, dropout rng).
     """
+    cond = batch[cond_key] if cond_key else None
     train = rng is not None
-    rngs = {"dropout": rng} if train else None
-    logits = model.apply({"params": params}, image, cond, train=train, rngs=rngs)
-    return -likelihood.categorical_log_probs(logits, image).sum(axis=(1, 2, 3)).mean()
+    return -likelihood.log_prob(model, {"params": params}, batch["image"], cond, train, rng).mean()
 
 
 def strided_chunks(batch, chunk_size: int | None):
@@ -89,12 +49,13 @@ def train_step(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
     state: TrainState,
-    image: jnp.ndarray,
-    cond=None,
+    batch: Batch,
+    cond_key: str | None = None,
     ema_decay: float = 0.0,
     chunk_size: int | None = None,
 ) -> tuple[TrainState, dict[str, jnp.ndarray]]:
-    """One gradient step on `image[B, H, W, C]`; metrics: loss (nats), grad_norm.
+    """One gradient step on `batch` (`image[B, H, W, C]`, and the model's
+    `cond` as `batch[cond_key]`, e.g. `label[B]`); metrics: loss (nats), grad_norm.
 
     `ema_decay` updates `state.ema_params` (when kept) as
     `ema = decay * ema + (1 - decay) * params`, after the step. With
@@ -103,15 +64,15 @@ def train_step(
     """
     rng = jax.random.fold_in(state.rng, state.step)
     loss_and_grad = jax.value_and_grad(mean_nll, argnums=1)
-    num_chunks, chunks = strided_chunks((image, cond), chunk_size)
+    num_chunks, chunks = strided_chunks(batch, chunk_size)
     if num_chunks == 1:
-        loss, grads = loss_and_grad(model, state.params, image, cond, rng)
+        loss, grads = loss_and_grad(model, state.params, batch, cond_key, rng)
     else:
 
-        def accumulate(total, chunk):
-            index, (image, cond) = chunk
+        def accumulate(total, indexed_chunk):
+            index, chunk = indexed_chunk
             chunk_rng = jax.random.fold_in(rng, index)
-            out = loss_and_grad(model, state.params, image, cond, chunk_rng)
+            out = loss_and_grad(model, state.params, chunk, cond_key, chunk_rng)
             return jax.tree.map(jnp.add, total, out), None
 
         zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, state.params))
@@ -131,25 +92,25 @@ def train_step(
 def eval_step(
     model: nn.Module,
     params,
-    image: jnp.ndarray,
-    mask: jnp.ndarray,
-    cond=None,
+    batch: Batch,
+    cond_key: str | None = None,
     chunk_size: int | None = None,
 ) -> dict[str, jnp.ndarray]:
-    """Summed NLL (nats) and count over the examples where `mask[B]` is true.
+    """Summed NLL (nats) and count over the examples of `batch` (`image`,
+    `mask[B]`, and `batch[cond_key]` when given) whose mask is true.
 
     With `chunk_size` (dividing B), the batch is scored in `B // chunk_size`
     sequential chunks (`strided_chunks`, `step_chunk_size`): the same sum.
     """
 
-    def nll_sum(chunk) -> jnp.ndarray:
-        image, mask, cond = chunk
-        nll = -likelihood.log_prob(model, {"params": params}, image, cond)
-        return jnp.where(mask, nll, 0.0).sum()
+    def nll_sum(chunk: Batch) -> jnp.ndarray:
+        cond = chunk[cond_key] if cond_key else None
+        nll = -likelihood.log_prob(model, {"params": params}, chunk["image"], cond)
+        return jnp.where(chunk["mask"], nll, 0.0).sum()
 
-    num_chunks, chunks = strided_chunks((image, mask, cond), chunk_size)
-    total = jax.lax.map(nll_sum, chunks).sum() if num_chunks > 1 else nll_sum((image, mask, cond))
-    return {"nll_sum": total, "count": mask.sum()}
+    num_chunks, chunks = strided_chunks(batch, chunk_size)
+    total = jax.lax.map(nll_sum, chunks).sum() if num_chunks > 1 else nll_sum(batch)
+    return {"nll_sum": total, "count": batch["mask"].sum()}
 
 
 def step_chunk_size(

@@ -4,10 +4,11 @@ import math
 
 import jax
 
-from pixel_models import input_pipeline, likelihood, sharding
+from pixel_models import likelihood
+from pixel_models.data import input_pipeline
 from pixel_models.data.sources import ImageSource
-from pixel_models.experiment import Experiment
-from pixel_models.progress import progress_bar
+from pixel_models.training.experiment import Experiment
+from pixel_models.training.progress import progress_bar
 
 
 def evaluate(experiment: Experiment, params, source: ImageSource) -> dict[str, float | int]:
@@ -24,8 +25,8 @@ def evaluate(experiment: Experiment, params, source: ImageSource) -> dict[str, f
     for local_batch, mask in progress_bar(
         batches, total=num_batches, desc="eval", unit="batch", leave=False
     ):
-        batch = sharding.put_batch(experiment.mesh, {"image": local_batch["image"], "mask": mask})
-        outputs.append(experiment.eval_step(params, batch["image"], batch["mask"]))
+        batch = experiment.device_batch(local_batch, mask=mask)
+        outputs.append(experiment.eval_step(params, batch))
     outputs = jax.device_get(outputs)  # one sync at the end keeps the device busy
     total = math.fsum(float(out["nll_sum"]) for out in outputs)
     count = sum(int(out["count"]) for out in outputs)

@@ -1,12 +1,13 @@
-"""Pixel values in, per-subpixel categorical logits out: shared by every
-model with a K-way softmax output (PixelCNN, PixelRNN, Gated PixelCNN)."""
+"""Pixel values in (`scale_pixels`), per-subpixel categorical logits out
+(`CategoricalOutput`): shared by every model with a K-way softmax output
+(PixelCNN, PixelRNN)."""
 
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from pixel_models.masked_conv import MaskedConv
+from pixel_models.layers.masked_conv import MaskedConv
 
 
 def scale_pixels(x: jnp.ndarray, num_levels: int) -> jnp.ndarray:

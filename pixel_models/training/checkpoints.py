@@ -15,7 +15,7 @@ from typing import Any
 import orbax.checkpoint as ocp
 from absl import logging
 
-from pixel_models.steps import TrainState
+from pixel_models.training.train_state import TrainState
 
 
 def make_manager(

@@ -18,18 +18,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from pixel_models import (
-    checkpoints,
-    data,
-    evaluation,
-    input_pipeline,
-    likelihood,
-    metric_writer,
-    run_config,
-    sharding,
-)
-from pixel_models.experiment import Experiment
-from pixel_models.progress import progress_bar
+from pixel_models import data, likelihood
+from pixel_models.data import input_pipeline
+from pixel_models.training import checkpoints, evaluation, metric_writer, run_config
+from pixel_models.training.experiment import Experiment
+from pixel_models.training.progress import progress_bar
 
 
 class TrainingDiverged(RuntimeError):
@@ -149,8 +142,8 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
     try:
         with _StopRequest() as stop:
             for step in range(start + 1, last + 1):
-                batch = sharding.put_batch(experiment.mesh, {"image": next(iterator)["image"]})
-                state, metrics = experiment.train_step(state, batch["image"])
+                batch = experiment.device_batch(next(iterator))
+                state, metrics = experiment.train_step(state, batch)
                 pending.append(metrics)
                 progress.update()
                 preempted = stop.stopped(manager, step)

@@ -1,0 +1,14 @@
+"""Output distributions: what a model's `apply` returns the parameters of.
+
+Each gives, for images `x[B, H, W, C]` in `[0, K)`:
+- `log_prob(params, x) -> [B, H, W, C]`: log p(x[b,i,j,c] | everything before
+  it) in nats, float32, in raster order and R->G->B within a pixel;
+- `conditionals(params, x) -> [B, H, W, C, K]`: that conditional for every
+  value (the checks compare whole distributions);
+- `sample(params, rng) -> int32 [B, H, W, C]`: a draw of every subpixel from
+  its conditional given `x` (a sampler keeps the next one and runs again).
+"""
+
+from pixel_models.distributions.categorical import Categorical
+
+__all__ = ["Categorical"]

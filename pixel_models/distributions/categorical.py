@@ -1,0 +1,33 @@
+"""A K-way categorical (softmax) per subpixel, the PixelRNN paper's output."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class Categorical:
+    """Independent softmaxes over `num_levels` values.
+
+    Parameters: `logits[B, H, W, C, K]` (any float dtype; computed in float32).
+    """
+
+    num_levels: int
+
+    def conditionals(self, logits: jnp.ndarray, x: jnp.ndarray | None = None) -> jnp.ndarray:
+        """Log-probabilities of every value, `[B, H, W, C, K]`; `x` is not needed."""
+        del x
+        return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+
+    def log_prob(self, logits: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
+        """`log p(x)` per subpixel, `[B, H, W, C]` float32 nats."""
+        log_p = self.conditionals(logits)
+        return jnp.take_along_axis(log_p, x[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+    def sample(
+        self, logits: jnp.ndarray, rng: jax.Array, temperature: float = 1.0
+    ) -> jnp.ndarray:
+        """One value per subpixel, `int32[B, H, W, C]`, from softmax(logits / temperature)."""
+        scaled = logits.astype(jnp.float32) / temperature
+        return jax.random.categorical(rng, scaled, axis=-1).astype(jnp.int32)

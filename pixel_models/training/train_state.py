@@ -1,0 +1,51 @@
+"""The state of a run: what a checkpoint holds besides the input position."""
+
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a run needs to continue exactly: the step, the parameters,
+    the optimizer state, the Polyak average of the parameters (`None` when EMA
+    is off) and the base RNG key (raw uint32, folded with the step each step)."""
+
+    step: jnp.ndarray
+    params: Any
+    opt_state: Any
+    ema_params: Any
+    rng: jnp.ndarray
+
+    def eval_params(self):
+        """The parameters to evaluate: the EMA when it is kept, else the raw ones."""
+        return self.params if self.ema_params is None else self.ema_params
+
+
+def create_train_state(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    rng: jax.Array,
+    image: jnp.ndarray,
+    use_ema: bool = False,
+    cond=None,
+) -> TrainState:
+    """Fresh state; `image[B, H, W, C]` and `cond` (the model's conditioning
+    input, if any) fix the shapes (their values are unused).
+
+    `rng` is a raw `uint32[2]` key (`jax.random.PRNGKey`), so that it
+    checkpoints as a plain array.
+    """
+    init_rng, rng = jax.random.split(rng)
+    params = model.init(init_rng, image, cond)["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=optimizer.init(params),
+        ema_params=params if use_ema else None,
+        rng=rng,
+    )
