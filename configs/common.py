@@ -1,15 +1,19 @@
 """Defaults shared by every recipe; a dataset file holds only what it changes.
 
-`get_config(arg)` in a dataset file takes "MODEL[,OPTION...]"; the option
-`tiny` shrinks the same architecture so that it runs in seconds on a CPU.
-Each dataset file has one table, `RECIPES`: per model, one `Recipe`.
+`get_config(arg)` in a dataset file takes "MODEL[,OPTION...]". Options:
+`tiny` shrinks the same architecture so that it runs in seconds on a CPU;
+`conditional` conditions the model on the dataset's class labels (recipes
+that offer it). Each dataset file has one table, `RECIPES`: per model, one
+`Recipe`.
 """
 
 import dataclasses
 
 import ml_collections
 
-OPTIONS = ("tiny",)
+from pixel_models import data
+
+OPTIONS = ("tiny", "conditional")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,12 +29,17 @@ class Recipe:
         share of a batch in chunks of at most this many pixels (0: all at
         once). Convolutional models gain from it (README, Speed); the
         PixelRNNs' row scans lose.
+      conditional: the `conditional` option is offered: the model takes the
+        dataset's labels as `cond` (its `num_classes` field is set).
+      conditional_reference: the published result of the conditional model.
     """
 
     model: dict
     tiny: dict
     reference: str
     cpu_chunk_pixels: int = 0
+    conditional: bool = False
+    conditional_reference: str = ""
 
 
 def parse_arg(arg: str) -> tuple[str, set[str]]:
@@ -75,6 +84,12 @@ def get_config(
             f"recipes: {', '.join(sorted(recipes))}"
         )
     recipe = recipes[model_name]
+    if "conditional" in options and not recipe.conditional:
+        offered = sorted(name for name, r in recipes.items() if r.conditional)
+        raise ValueError(
+            f"no conditional {dataset_config.name} recipe for {model_name!r}; "
+            f"conditional recipes: {', '.join(offered) or 'none'}"
+        )
     config = ml_collections.ConfigDict()
     config.model = ml_collections.ConfigDict(
         dict(name=model_name, num_levels=num_levels, dtype="float32", **recipe.model)
@@ -104,6 +119,12 @@ def get_config(
         )
     )
     config.ema_decay = 0.0  # > 0 keeps a Polyak average of the parameters and evaluates it
+    # "label": the model is conditioned on the batch's class labels, p(x | label).
+    config.conditioning = "none"
+    if "conditional" in options:
+        config.conditioning = "label"
+        config.model.num_classes = data.get_spec(dataset_config.name).num_classes
+        config.reference = recipe.conditional_reference or recipe.reference
     config.log_every_steps = 100
     config.eval_every_steps = 5_000
     config.checkpoint_every_steps = 1_000

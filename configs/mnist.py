@@ -14,6 +14,18 @@ RECIPES = {
         reference="no published 8-bit MNIST PixelCNN figure; compare bits/dim runs",
         cpu_chunk_pixels=8_192,  # 8 images
     ),
+    # Sizes as on binarized MNIST (configs/binarized_mnist.py); `,conditional`
+    # conditions on the digit class.
+    "gated_pixelcnn": common.Recipe(
+        model=dict(
+            hidden_dim=32, num_layers=7, input_kernel_size=7, kernel_size=3, output_hidden_dim=64
+        ),
+        tiny=dict(hidden_dim=8, num_layers=2, input_kernel_size=3, output_hidden_dim=16),
+        reference="no published 8-bit MNIST Gated PixelCNN figure; compare bits/dim runs",
+        cpu_chunk_pixels=8_192,  # 8 images
+        conditional=True,
+        conditional_reference="no published figure; compare with the unconditional recipe",
+    ),
 }
 
 

@@ -6,7 +6,8 @@ Reads DIR/config.json and the newest checkpoint (or step N), scores the split
 sharded over all devices, and writes DIR/eval_<split>.json (with
 --checkpoint_step=N: DIR/eval_<split>_step<N>.json, so the newest result is
 kept): split, num_examples, nll_nats (mean per image), bits_per_dim, step,
-params (raw or ema), conditioned_on (null: p(x); "label": p(x | label); ...).
+params (raw or ema), conditioned_on (null, "label", or the auto-encoder's
+"code(x)") and likelihood (what the NLL is of, e.g. "p(x | label)").
 Prints the same as one JSON line.
 """
 
@@ -76,6 +77,7 @@ def main(argv):
         model=config.model.name,
         dataset=config.dataset.name,
         conditioned_on=experiment.conditioned_on,
+        likelihood=experiment.likelihood,
     )
     if jax.process_index() == 0:
         path = output_path(workdir, _SPLIT.value, _STEP.value)

@@ -1,13 +1,11 @@
 import importlib
 
 import jax
-import jax.numpy as jnp
 import pytest
 
 from configs import common
-from pixel_models import build_model, data
-from pixel_models.training import train_state
-from pixel_models.training.optimizers import make_optimizer
+from pixel_models import data
+from pixel_models.training.experiment import Experiment
 
 DATASETS = ["binarized_mnist", "mnist", "cifar10"]
 
@@ -15,9 +13,10 @@ DATASETS = ["binarized_mnist", "mnist", "cifar10"]
 def recipes():
     for name in DATASETS:
         module = importlib.import_module(f"configs.{name}")
-        for model in module.RECIPES:
-            for arg in (model, f"{model},tiny"):
-                yield name, arg
+        for model, recipe in module.RECIPES.items():
+            options = ["", ",tiny"] + ([",conditional", ",conditional,tiny"] * recipe.conditional)
+            for option in options:
+                yield name, model + option
 
 
 @pytest.mark.parametrize("dataset,arg", list(recipes()))
@@ -26,12 +25,9 @@ def test_every_recipe_builds(dataset, arg):
     spec = data.get_spec(config.dataset.name)
     assert config.model.num_levels == spec.num_levels
     assert config.reference
-    model, optimizer = build_model(config.model), make_optimizer(config.optimizer)
-    image = jnp.zeros((1, *spec.image_shape), jnp.int32)
-    state = jax.eval_shape(
-        lambda: train_state.create_train_state(model, optimizer, jax.random.PRNGKey(0), image)
-    )
-    assert sum(p.size for p in jax.tree.leaves(state.params)) > 0
+    experiment = Experiment.build(config, devices=jax.devices()[:1])  # traces the model
+    assert sum(p.size for p in jax.tree.leaves(experiment.abstract_state.params)) > 0
+    assert (config.conditioning == "label") == arg.endswith(("conditional", "conditional,tiny"))
     # The PixelRNNs' row scans take their batches whole on CPU.
     if config.model.name in ("row_lstm", "diagonal_bilstm"):
         assert config.cpu_chunk_pixels == 0
@@ -52,4 +48,6 @@ def test_bad_args():
         mnist.get_config("pixelcnn,huge")
     with pytest.raises(ValueError, match="no mnist recipe for model 'row_lstmm'"):
         mnist.get_config("row_lstmm")
+    with pytest.raises(ValueError, match="no conditional mnist recipe for 'pixelcnn'"):
+        mnist.get_config("pixelcnn,conditional")
     assert common.parse_arg("pixelcnn, tiny") == ("pixelcnn", {"tiny"})

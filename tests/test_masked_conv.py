@@ -105,3 +105,20 @@ def test_bfloat16_compute_keeps_float32_params():
     variables = conv.init(jax.random.key(0), x)
     assert variables["params"]["kernel"].dtype == jnp.float32
     assert conv.apply(variables, x).dtype == jnp.bfloat16
+
+
+def test_above_inclusive_region():
+    mask = dense_mask((3, 3), 1, 1, 1, "B", region="above_inclusive")[..., 0, 0]
+    np.testing.assert_array_equal(mask, [[1, 1, 1], [1, 1, 1], [0, 0, 0]])
+    # The centre tap keeps its colour mask; the taps right of it see every channel.
+    np.testing.assert_array_equal(
+        dense_mask((3, 3), 3, 3, 3, "A", region="above_inclusive")[1, 1], centre_mask(3, 3, 3, "A")
+    )
+    assert dense_mask((3, 3), 3, 3, 3, "A", region="above_inclusive")[1, 2].all()
+    for kernel_size, mask_type, colors, cin, cout in [
+        ((3, 3), "B", 1, 5, 6),
+        ((5, 3), "A", 3, 6, 9),
+    ]:
+        test_matches_dense_masked_convolution(
+            kernel_size, mask_type, colors, cin, cout, "above_inclusive"
+        )

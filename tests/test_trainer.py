@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import binarized_mnist
+from configs import binarized_mnist, cifar10, mnist
 from pixel_models import MODELS, data, likelihood
 from pixel_models.training import (
     checkpoints,
@@ -218,14 +218,69 @@ def trained(tmp_path_factory, data_dir):
     return workdir, config, summary
 
 
+def tiny_model(name: str):
+    """The `tiny` model config of `name` from the first dataset with a recipe
+    for it, for binary images."""
+    dataset = next(d for d in (binarized_mnist, mnist, cifar10) if name in d.RECIPES)
+    model = dataset.get_config(f"{name},tiny").model
+    model.num_levels = 2
+    return model
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_trains_and_evaluates(name, tmp_path, data_dir):
     config = tiny_config(data_dir, num_train_steps=2, eval_every_steps=2)
-    config.model = binarized_mnist.get_config(f"{name},tiny").model
+    config.model = tiny_model(name)
     config.dataset.eval_split = "validation[:8]"
-    summary = trainer.train(trainer.prepare(config, tmp_path), tmp_path)
+    run = trainer.prepare(config, tmp_path)
+    summary = trainer.train(run, tmp_path)
     assert summary["step"] == 2 and summary["eval_num_examples"] == 8
     assert np.isfinite(summary["eval_nll_nats"])
+    # What the evaluated NLL is of: p(x), except for the auto-encoder's own code.
+    autoencoder = name == "pixelcnn_autoencoder"
+    assert run.experiment.conditioned_on == ("code(x)" if autoencoder else None)
+    assert ("not a bound on p(x)" in run.experiment.likelihood) == autoencoder
+
+
+def test_a_conditional_model_trains_and_evaluates_on_real_labels(tmp_path, data_dir):
+    """The CLIs feed the dataset's labels to the model: the evaluated NLL is
+    the one under the true labels, and other labels give another."""
+    workdir = tmp_path / "run"
+    train = cli(
+        "experiments.train",
+        "--config=configs/mnist.py:gated_pixelcnn,conditional,tiny",
+        f"--workdir={workdir}",
+        "--config.num_train_steps=4",
+        "--config.eval_every_steps=4",
+        "--config.dataset.eval_split=train[50000:50016]",
+    )
+    _, err = train.communicate(timeout=300)
+    assert train.returncode == 0, err
+    evaluate = cli("experiments.evaluate", f"--workdir={workdir}", "--split=test[:24]")
+    out, err = evaluate.communicate(timeout=300)
+    assert evaluate.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["conditioned_on"] == "label" and result["likelihood"] == "p(x | label)"
+    assert result["num_examples"] == 24
+
+    config = run_config.load_config(workdir)
+    model = Experiment.build(config).model
+    params = {"params": restore(workdir, config).params}
+    test = data.load_split(config.dataset, "test[:24]").batch(np.arange(24))
+    nll = -likelihood.log_prob(model, params, test["image"], test["label"].astype(np.int32))
+    np.testing.assert_allclose(result["nll_nats"], float(nll.mean()), rtol=1e-5)
+    other = (test["label"] + 1) % 10
+    wrong = -likelihood.log_prob(model, params, test["image"], other.astype(np.int32))
+    assert abs(float(wrong.mean()) - result["nll_nats"]) > 1e-3
+
+
+def test_a_dataset_without_labels_refuses_a_conditional_run(data_dir):
+    with pytest.raises(ValueError, match="no conditional binarized_mnist recipe"):
+        binarized_mnist.get_config("gated_pixelcnn,conditional")
+    config = binarized_mnist.get_config("gated_pixelcnn,tiny")
+    config.conditioning = "label"
+    with pytest.raises(ValueError, match="binarized_mnist has no labels"):
+        Experiment.build(config)
 
 
 def test_training_writes_config_metrics_tensorboard_and_checkpoints(trained):
@@ -344,6 +399,7 @@ def test_evaluate_cli_scores_every_example(trained, data_dir):
     assert result == json.loads(out.strip().splitlines()[-1])
     assert result["num_examples"] == 37 and result["split"] == "test[:37]"
     assert result["step"] == 10 and result["params"] == "raw"
+    assert result["conditioned_on"] is None and result["likelihood"] == "p(x)"
 
     state = restore(workdir, config, step=10)
     images = data.load_split(config.dataset, "test[:37]").batch(np.arange(37))["image"]

@@ -25,9 +25,7 @@ class Categorical:
         log_p = self.conditionals(logits)
         return jnp.take_along_axis(log_p, x[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
-    def sample(
-        self, logits: jnp.ndarray, rng: jax.Array, temperature: float = 1.0
-    ) -> jnp.ndarray:
+    def sample(self, logits: jnp.ndarray, rng: jax.Array, temperature: float = 1.0) -> jnp.ndarray:
         """One value per subpixel, `int32[B, H, W, C]`, from softmax(logits / temperature)."""
         scaled = logits.astype(jnp.float32) / temperature
         return jax.random.categorical(rng, scaled, axis=-1).astype(jnp.int32)

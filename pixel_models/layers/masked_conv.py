@@ -6,7 +6,9 @@ Spatially that leaves the taps of a `region` of the kernel:
 
 * ``"causal"``: rows above plus the left part of the current row (PixelCNN);
 * ``"above"``: rows strictly above, full kernel width (a vertical stack);
-* ``"left"``: the left part of the current row only (a horizontal stack).
+* ``"left"``: the left part of the current row only (a horizontal stack);
+* ``"above_inclusive"``: rows above plus the whole current row, full kernel
+  width (a vertical stack whose input already sees only earlier rows).
 
 At the centre tap the colour channels are ordered: features are split into
 ``num_colors`` contiguous groups (feature ``f`` of ``F`` belongs to group
@@ -28,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 MaskType = Literal["A", "B"]
-Region = Literal["causal", "above", "left"]
+Region = Literal["causal", "above", "left", "above_inclusive"]
 Tap = tuple[int, int]
 
 # Taps are gathered into one matmul until its contraction width would pass
@@ -78,6 +80,7 @@ def tap_offsets(kernel_size: Sequence[int], region: Region) -> tuple[Tap, ...]:
         "causal": lambda dy, dx: dy < 0 or (dy == 0 and dx <= 0),
         "above": lambda dy, dx: dy < 0,
         "left": lambda dy, dx: dy == 0 and dx <= 0,
+        "above_inclusive": lambda dy, dx: dy <= 0,
     }
     if region not in keep:
         raise ValueError(f"region must be one of {sorted(keep)}, got {region!r}")

@@ -4,13 +4,17 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from pixel_models.models.gated_pixelcnn import GatedPixelCNN
 from pixel_models.models.pixelcnn import PixelCNN
+from pixel_models.models.pixelcnn_autoencoder import PixelCNNAutoEncoder
 from pixel_models.models.pixelrnn import DiagonalBiLSTM, RowLSTM
 
 MODELS: dict[str, type[nn.Module]] = {
     "pixelcnn": PixelCNN,
     "row_lstm": RowLSTM,
     "diagonal_bilstm": DiagonalBiLSTM,
+    "gated_pixelcnn": GatedPixelCNN,
+    "pixelcnn_autoencoder": PixelCNNAutoEncoder,
 }
 
 

@@ -43,9 +43,7 @@ def _cond_key(config: ml_collections.ConfigDict, spec: data.DatasetSpec) -> str 
     """`config.conditioning` ("none" or "label") -> the batch entry fed as `cond`."""
     conditioning = config.get("conditioning", "none")
     if conditioning not in CONDITIONING:
-        raise ValueError(
-            f"conditioning={conditioning!r} must be one of {', '.join(CONDITIONING)}"
-        )
+        raise ValueError(f"conditioning={conditioning!r} must be one of {', '.join(CONDITIONING)}")
     if conditioning == "label" and not spec.num_classes:
         raise ValueError(
             f"conditioning='label', but {config.dataset.name} has no labels: "
@@ -125,6 +123,13 @@ class Experiment:
         `cond` ("label"), or what the model conditions on by itself (its
         `CONDITIONED_ON`, e.g. the auto-encoder's own code of x)."""
         return self.cond_key or getattr(self.model, "CONDITIONED_ON", None)
+
+    @property
+    def likelihood(self) -> str:
+        """What the evaluated NLL is the negative log of: "p(x)", "p(x | label)", or
+        the model's own statement (its `LIKELIHOOD`)."""
+        default = "p(x)" if self.conditioned_on is None else f"p(x | {self.conditioned_on})"
+        return getattr(self.model, "LIKELIHOOD", default)
 
     @property
     def batch_keys(self) -> tuple[str, ...]:
