@@ -9,6 +9,6 @@ Each gives, for images `x[B, H, W, C]` in `[0, K)`:
   its conditional given `x` (a sampler keeps the next one and runs again).
 """
 
-from pixel_models.distributions.categorical import Categorical
+from pixel_models.distributions.categorical import Categorical, CategoricalModel
 
-__all__ = ["Categorical"]
+__all__ = ["Categorical", "CategoricalModel"]

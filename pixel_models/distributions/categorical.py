@@ -29,3 +29,13 @@ class Categorical:
         """One value per subpixel, `int32[B, H, W, C]`, from softmax(logits / temperature)."""
         scaled = logits.astype(jnp.float32) / temperature
         return jax.random.categorical(rng, scaled, axis=-1).astype(jnp.int32)
+
+
+class CategoricalModel:
+    """Mixin for a model whose `__call__` returns K-way logits: declares its
+    output `distribution` from its `num_levels` field."""
+
+    @property
+    def distribution(self) -> Categorical:
+        """The output distribution `__call__` returns the parameters of."""
+        return Categorical(self.num_levels)

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pixel_models.distributions import Categorical
+from pixel_models.distributions import CategoricalModel
 from pixel_models.layers.gated import GatedLayer
 from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
 
@@ -56,7 +56,7 @@ def _check_labels(labels: jnp.ndarray, num_classes: int) -> None:
         raise ValueError(f"class labels must lie in [0, {num_classes}), got {bad.tolist()}")
 
 
-class GatedPixelCNN(nn.Module):
+class GatedPixelCNN(CategoricalModel, nn.Module):
     """`x[B, H, W, C]` integers in `[0, num_levels)` -> logits `[B, H, W, C, K]` (float32).
 
     `cond`: None (needs `num_classes` = 0); int labels `[B]` (needs
@@ -88,11 +88,6 @@ class GatedPixelCNN(nn.Module):
     output_hidden_dim: int = 64
     num_classes: int = 0
     dtype: Any = None
-
-    @property
-    def distribution(self) -> Categorical:
-        """The output distribution `__call__` returns the parameters of."""
-        return Categorical(self.num_levels)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, cond=None, train: bool = False) -> jnp.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from pixel_models.distributions import Categorical
+from pixel_models.distributions import CategoricalModel
 from pixel_models.layers.masked_conv import MaskedConv
 from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
 
@@ -35,7 +35,7 @@ class ResidualBlock(nn.Module):
         return z + y
 
 
-class PixelCNN(nn.Module):
+class PixelCNN(CategoricalModel, nn.Module):
     """`x[B, H, W, C]` integers in `[0, num_levels)` -> logits `[B, H, W, C, K]`."""
 
     num_levels: int
@@ -45,11 +45,6 @@ class PixelCNN(nn.Module):
     kernel_size: int = 3
     output_hidden_dim: int = 32
     dtype: Any = None
-
-    @property
-    def distribution(self) -> Categorical:
-        """The output distribution `__call__` returns the parameters of."""
-        return Categorical(self.num_levels)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, cond=None, train: bool = False) -> jnp.ndarray:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import flax.linen as nn
 import jax.numpy as jnp
 
-from pixel_models.distributions import Categorical
+from pixel_models.distributions import CategoricalModel
 from pixel_models.layers.pixel_io import scale_pixels
 from pixel_models.models.gated_pixelcnn import GatedPixelCNN
 
@@ -54,7 +54,7 @@ class ConvEncoder(nn.Module):
         return nn.Dense(self.code_dim, dtype=self.dtype)(z.reshape(len(z), -1))
 
 
-class PixelCNNAutoEncoder(nn.Module):
+class PixelCNNAutoEncoder(CategoricalModel, nn.Module):
     """`x[B, H, W, C]` integers in `[0, num_levels)` -> logits `[B, H, W, C, K]`
     (float32) of p(x | code).
 
@@ -86,11 +86,6 @@ class PixelCNNAutoEncoder(nn.Module):
     kernel_size: int = 3
     output_hidden_dim: int = 64
     dtype: Any = None
-
-    @property
-    def distribution(self) -> Categorical:
-        """The output distribution `__call__` returns the parameters of."""
-        return Categorical(self.num_levels)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, cond=None, train: bool = False) -> jnp.ndarray:

@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from pixel_models.distributions import Categorical
+from pixel_models.distributions import CategoricalModel
 from pixel_models.layers.masked_conv import MaskedConv
 from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
 
@@ -151,7 +151,7 @@ class DiagonalBiLSTMLayer(nn.Module):
         return forward + backward
 
 
-class PixelRNN(nn.Module):
+class PixelRNN(CategoricalModel, nn.Module):
     """`x[B, H, W, C]` integers in `[0, num_levels)` -> logits `[B, H, W, C, K]`.
 
     The base of `RowLSTM` and `DiagonalBiLSTM`, which pick the recurrent layer.
@@ -165,11 +165,6 @@ class PixelRNN(nn.Module):
     skip_connections: bool = False
     remat: bool = False
     dtype: Any = None
-
-    @property
-    def distribution(self) -> Categorical:
-        """The output distribution `__call__` returns the parameters of."""
-        return Categorical(self.num_levels)
 
     def recurrent_layer(self, num_colors: int) -> nn.Module:
         raise NotImplementedError("use RowLSTM or DiagonalBiLSTM")
