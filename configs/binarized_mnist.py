@@ -11,19 +11,19 @@ RECIPES = {
     # 7-layer, h=16 MNIST PixelRNN.
     "pixelcnn": common.Recipe(
         model=dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
-        tiny=dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+        tiny=common.TINY,
         reference="PixelRNN paper Table 4: PixelCNN 81.30 nats",
         cpu_chunk_pixels=8_192,  # 8 images
     ),
     # Sec. 5.3: "7 layers ... 16 units" for the MNIST PixelRNNs.
     "row_lstm": common.Recipe(
         model=dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
-        tiny=dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+        tiny=common.TINY,
         reference="PixelRNN paper Table 4: Row LSTM 80.54 nats",
     ),
     "diagonal_bilstm": common.Recipe(
         model=dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
-        tiny=dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+        tiny=common.TINY,
         reference="PixelRNN paper Table 4: Diagonal BiLSTM 79.20 nats",
     ),
     # The Gated PixelCNN paper reports no binarized-MNIST model: p=32 maps, 7
@@ -33,7 +33,7 @@ RECIPES = {
         model=dict(
             hidden_dim=32, num_layers=7, input_kernel_size=7, kernel_size=3, output_hidden_dim=64
         ),
-        tiny=dict(hidden_dim=8, num_layers=2, input_kernel_size=3, output_hidden_dim=16),
+        tiny=common.TINY_GATED,
         reference="no published binarized-MNIST Gated PixelCNN; PixelRNN paper Table 4: "
         "PixelCNN 81.30, Diagonal BiLSTM 79.20 nats",
         cpu_chunk_pixels=8_192,  # 8 images

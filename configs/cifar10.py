@@ -10,19 +10,19 @@ from configs import common
 RECIPES = {
     "pixelcnn": common.Recipe(
         model=dict(hidden_dim=128, num_layers=15, output_hidden_dim=1024),
-        tiny=dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+        tiny=common.TINY,
         reference="PixelRNN paper Table 5: PixelCNN 3.14 bits/dim",
         cpu_chunk_pixels=8_192,  # 8 images
     ),
     # Sec. 5.2/Table 5: 12 layers of h=128 for both PixelRNNs on CIFAR-10.
     "row_lstm": common.Recipe(
         model=dict(hidden_dim=128, num_layers=12, output_hidden_dim=1024),
-        tiny=dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+        tiny=common.TINY,
         reference="PixelRNN paper Table 5: Row LSTM 3.07 bits/dim",
     ),
     "diagonal_bilstm": common.Recipe(
         model=dict(hidden_dim=128, num_layers=12, output_hidden_dim=1024),
-        tiny=dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+        tiny=common.TINY,
         reference="PixelRNN paper Table 5: Diagonal BiLSTM 3.00 bits/dim",
     ),
     # The Gated PixelCNN paper (van den Oord et al. 2016b) gives 3.03 bits/dim
@@ -36,7 +36,7 @@ RECIPES = {
             kernel_size=3,
             output_hidden_dim=1024,
         ),
-        tiny=dict(hidden_dim=8, num_layers=2, input_kernel_size=3, output_hidden_dim=16),
+        tiny=common.TINY_GATED,
         reference="Gated PixelCNN paper Table 1: 3.03 bits/dim",
         cpu_chunk_pixels=8_192,  # 8 images
         conditional=True,
@@ -57,14 +57,7 @@ RECIPES = {
             kernel_size=3,
             output_hidden_dim=512,
         ),
-        tiny=dict(
-            encoder_dim=8,
-            encoder_layers=2,
-            hidden_dim=8,
-            num_layers=2,
-            input_kernel_size=3,
-            output_hidden_dim=16,
-        ),
+        tiny=common.TINY_GATED | dict(encoder_dim=8, encoder_layers=2),
         reference="no published CIFAR-10 figure (the paper's is on ImageNet); the NLL is "
         "p(x | code(x)), not comparable with p(x)",
         cpu_chunk_pixels=8_192,  # 8 images

@@ -15,6 +15,11 @@ from pixel_models import data
 
 OPTIONS = ("tiny", "conditional")
 
+# `tiny` sizes (`Recipe.tiny`) the recipes share: the same architectures with a
+# few thousand parameters. The gated stacks' first layer shrinks to 3x3 too.
+TINY = dict(hidden_dim=8, num_layers=2, output_hidden_dim=16)
+TINY_GATED = TINY | dict(input_kernel_size=3)
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:

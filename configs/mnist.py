@@ -10,7 +10,7 @@ from configs import common
 RECIPES = {
     "pixelcnn": common.Recipe(
         model=dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
-        tiny=dict(hidden_dim=8, num_layers=2, output_hidden_dim=16),
+        tiny=common.TINY,
         reference="no published 8-bit MNIST PixelCNN figure; compare bits/dim runs",
         cpu_chunk_pixels=8_192,  # 8 images
     ),
@@ -20,7 +20,7 @@ RECIPES = {
         model=dict(
             hidden_dim=32, num_layers=7, input_kernel_size=7, kernel_size=3, output_hidden_dim=64
         ),
-        tiny=dict(hidden_dim=8, num_layers=2, input_kernel_size=3, output_hidden_dim=16),
+        tiny=common.TINY_GATED,
         reference="no published 8-bit MNIST Gated PixelCNN figure; compare bits/dim runs",
         cpu_chunk_pixels=8_192,  # 8 images
         conditional=True,
