@@ -31,9 +31,12 @@ def make_manager(
 
 
 def has_checkpoints(workdir: str | pathlib.Path) -> bool:
-    """Whether `WORKDIR/checkpoints` holds a saved step (orbax names them by number)."""
-    folder = pathlib.Path(workdir) / "checkpoints"
-    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+    """Whether `WORKDIR/checkpoints` holds a saved step, as orbax lists them."""
+    manager = make_manager(workdir, create=False)
+    try:
+        return bool(manager.all_steps())
+    finally:
+        manager.close()
 
 
 def save(
