@@ -54,6 +54,15 @@ def cli(module: str, *args: str, **popen) -> subprocess.Popen:
     )
 
 
+def run_ok(module: str, *args: str, timeout: float = 300, **popen) -> tuple[str, str]:
+    """Run `python -m module args` to completion; assert it exits 0 (showing
+    its stderr if not) and return `(stdout, stderr)`."""
+    process = cli(module, *args, **popen)
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err
+    return out, err
+
+
 def restore(workdir, config, step=None) -> train_state.TrainState:
     """The newest checkpoint of `workdir` (or `step`), on the host."""
     experiment = Experiment.build(config)
@@ -78,9 +87,7 @@ def assert_bitwise_equal(a, b):
 
 def test_one_step_on_8_devices_equals_1_device(data_dir):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    process = cli("tests.multi_device_check", env=env)
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err
+    out, _ = run_ok("tests.multi_device_check", env=env)
     result = json.loads(out.strip().splitlines()[-1])
     assert result["devices"] == 8 and result["shards"] == [8, 1]
     assert result["loss_rel_diff"] < 1e-5
@@ -141,9 +148,7 @@ def test_killed_and_preempted_run_resumes_bitwise_identically(tmp_path, data_dir
     stopped = stopped[1:]
     assert 170 < stopped[0] < stopped[1] < 300
     # Resume with the saved config alone.
-    final = cli("experiments.train", f"--workdir={workdir}")
-    out, err = final.communicate(timeout=300)
-    assert final.returncode == 0, err
+    out, err = run_ok("experiments.train", f"--workdir={workdir}")
     assert "step 300" in out
     assert "eval:" not in err  # a log file gets no stub of the periodic evaluation's bar
     assert reference.wait(timeout=300) == 0, reference.communicate()[1]
@@ -246,7 +251,7 @@ def test_a_conditional_model_trains_and_evaluates_on_real_labels(tmp_path, data_
     """The CLIs feed the dataset's labels to the model: the evaluated NLL is
     the one under the true labels, and other labels give another."""
     workdir = tmp_path / "run"
-    train = cli(
+    run_ok(
         "experiments.train",
         "--config=configs/mnist.py:gated_pixelcnn,conditional,tiny",
         f"--workdir={workdir}",
@@ -254,11 +259,7 @@ def test_a_conditional_model_trains_and_evaluates_on_real_labels(tmp_path, data_
         "--config.eval_every_steps=4",
         "--config.dataset.eval_split=train[50000:50016]",
     )
-    _, err = train.communicate(timeout=300)
-    assert train.returncode == 0, err
-    evaluate = cli("experiments.evaluate", f"--workdir={workdir}", "--split=test[:24]")
-    out, err = evaluate.communicate(timeout=300)
-    assert evaluate.returncode == 0, err
+    out, _ = run_ok("experiments.evaluate", f"--workdir={workdir}", "--split=test[:24]")
     result = json.loads(out.strip().splitlines()[-1])
     assert result["conditioned_on"] == "label" and result["likelihood"] == "p(x | label)"
     assert result["num_examples"] == 24
@@ -360,9 +361,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(trained, tmp_path,
     damage(copy / "checkpoints" / "20")
     # From the command line: one warning line, none of orbax's asyncio noise;
     # the damaged step asked for by name is a one-line error.
-    process = cli("experiments.evaluate", f"--workdir={copy}", "--split=test[:8]")
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err
+    _, err = run_ok("experiments.evaluate", f"--workdir={copy}", "--split=test[:8]")
     assert "Traceback" not in err and "Event loop is closed" not in err, err
     assert "checkpoint at step 20 does not restore" in err and len(err.splitlines()) == 1, err
     named = cli(
@@ -384,15 +383,13 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(trained, tmp_path,
 
 def test_evaluate_cli_scores_every_example(trained, data_dir):
     workdir, config, _ = trained
-    process = cli(
+    out, _ = run_ok(
         "experiments.evaluate",
         f"--workdir={workdir}",
         "--split=test[:37]",
         "--batch_size=8",
         "--checkpoint_step=10",
     )
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err
     # An explicit step has its own file: the newest step's eval_test_37.json is kept.
     assert not (workdir / "eval_test_37.json").exists()
     result = json.loads((workdir / "eval_test_37_step10.json").read_text())
@@ -549,20 +546,15 @@ def test_impossible_run_and_model_fields_are_refused(data_dir, overrides, messag
 
 
 def test_help_exits_0_with_the_program_and_multi_host_flags(tmp_path):
-    process = cli("experiments.train", "--help")
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err
+    out, _ = run_ok("experiments.train", "--help", timeout=120)
     for text in ("--workdir", "--print_config", "--coordinator_address", "--config.FIELD=VALUE"):
         assert text in out
-    process = cli("experiments.train", f"--config={TINY}", "--print_config")
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err
+    out, _ = run_ok("experiments.train", f"--config={TINY}", "--print_config", timeout=120)
     assert "num_train_steps: 20" in out and "learning_rate: 0.003" in out
 
 
 def test_plot_writes_a_png(trained, tmp_path):
     workdir, _, _ = trained
-    process = cli("experiments.plot", f"--workdir={workdir}", f"--output={tmp_path / 'c.png'}")
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err
-    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    output = tmp_path / "c.png"
+    run_ok("experiments.plot", f"--workdir={workdir}", f"--output={output}", timeout=120)
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
