@@ -3,6 +3,7 @@
 PixelRNN paper (van den Oord et al. 2016) Sec. 5 and Table 5: PixelCNN with
 15 residual layers of h=128 and 1024-map output layers, 3.14 bits/dim; Row
 LSTM and Diagonal BiLSTM with 12 layers of h=128: 3.07 and 3.00 bits/dim.
+PixelCNN++ (Salimans et al. 2017): 2.92 bits/dim.
 """
 
 from configs import common
@@ -61,6 +62,21 @@ RECIPES = {
         reference="no published CIFAR-10 figure (the paper's is on ImageNet); the NLL is "
         "p(x | code(x)), not comparable with p(x)",
         cpu_chunk_pixels=8_192,  # 8 images
+    ),
+    # PixelCNN++ paper Sec. 3 and openai/pixel-cnn's defaults: 3 resolutions
+    # of 5 gated ResNet blocks per stream, 160 filters, 10 logistics, dropout
+    # 0.5, and the paper's optimisation (`common.PIXELCNN_PP_TRAINING`: its
+    # global batch of 8 GPUs x 16 = 128; on fewer devices each takes a larger
+    # share, and on CPU it runs in chunks).
+    "pixelcnn_pp": common.Recipe(
+        model=dict(hidden_dim=160, num_resnets=5, num_scales=3, num_mixtures=10, dropout_rate=0.5),
+        tiny=common.TINY_PIXELCNN_PP,
+        reference="PixelCNN++ paper Table 1 (Sec. 4): 2.92 bits/dim",
+        cpu_chunk_pixels=8_192,  # 8 images
+        conditional=True,
+        conditional_reference="no published class-conditional CIFAR-10 bits/dim (the paper "
+        "shows class-conditional samples); compare with the unconditional 2.92",
+        training=common.PIXELCNN_PP_TRAINING,
     ),
 }
 

@@ -19,6 +19,24 @@ OPTIONS = ("tiny", "conditional")
 # few thousand parameters. The gated stacks' first layer shrinks to 3x3 too.
 TINY = dict(hidden_dim=8, num_layers=2, output_hidden_dim=16)
 TINY_GATED = TINY | dict(input_kernel_size=3)
+TINY_PIXELCNN_PP = dict(hidden_dim=8, num_resnets=1, num_scales=2, num_mixtures=2)
+
+# The PixelCNN++ paper's optimisation (Sec. 3; openai/pixel-cnn `train.py`):
+# Adam at 1e-3 decayed by 0.999995 per step, Polyak averaging of the
+# parameters (0.9995; the average is what is evaluated), no gradient clipping,
+# and 8 GPUs x 16 images: a global batch of 128, which the rate and its decay
+# were set for.
+PIXELCNN_PP_TRAINING = dict(
+    batch_size=128,
+    ema_decay=0.9995,
+    optimizer=dict(
+        name="adam",
+        learning_rate=1e-3,
+        schedule="exponential",
+        decay_rate=0.999995,
+        grad_clip_norm=0.0,
+    ),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +55,9 @@ class Recipe:
       conditional: the `conditional` option is offered: the model takes the
         dataset's labels as `cond` (its `num_classes` field is set).
       conditional_reference: the published result of the conditional model.
+      training: top-level config fields the recipe changes from the shared
+        defaults (batch_size, ema_decay, ...); a dict value updates that
+        sub-config (e.g. `optimizer=dict(name="adam")`).
     """
 
     model: dict
@@ -45,6 +66,7 @@ class Recipe:
     cpu_chunk_pixels: int = 0
     conditional: bool = False
     conditional_reference: str = ""
+    training: dict = dataclasses.field(default_factory=dict)
 
 
 def parse_arg(arg: str) -> tuple[str, set[str]]:
@@ -130,6 +152,11 @@ def get_config(
         config.conditioning = "label"
         config.model.num_classes = data.get_spec(dataset_config.name).num_classes
         config.reference = recipe.conditional_reference or recipe.reference
+    for field, value in recipe.training.items():
+        if isinstance(value, dict):
+            config[field].update(value)
+        else:
+            config[field] = value
     config.log_every_steps = 100
     config.eval_every_steps = 5_000
     config.checkpoint_every_steps = 1_000

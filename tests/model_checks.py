@@ -4,8 +4,11 @@ Order: raster over pixels, R->G->B within a pixel; subpixel `(i, j, c)` of an
 `[H, W, C]` image has index `(i * W + j) * C + c`.
 """
 
+import functools
 import itertools
+import types
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -90,3 +93,35 @@ def dependency_map(
     out = np.asarray(conditionals(model, variables, jnp.asarray(batch)))[(slice(None), *target)]
     changed = np.abs(out[1:] - out[0]).max(axis=-1) > 1e-6
     return changed.reshape(image_shape)
+
+
+def random_variables(model: nn.Module, x: jnp.ndarray, cond=None, seed: int = 0):
+    """Variables shaped as `model.init`'s, drawn by NumPy (compiling an init
+    costs seconds): weights normal with std 1/sqrt(fan in), biases with std 0.1."""
+    shapes = jax.eval_shape(functools.partial(model.init, cond=cond), jax.random.key(0), x)
+    rng = np.random.default_rng(seed)
+
+    def draw(leaf: jax.ShapeDtypeStruct) -> np.ndarray:
+        std = 0.1 if len(leaf.shape) == 1 else 1 / np.sqrt(np.prod(leaf.shape[:-1]))
+        return rng.normal(0.0, std, leaf.shape).astype(np.float32)
+
+    return jax.tree.map(draw, shapes)
+
+
+def random_images(shape, num_levels: int, seed: int = 0) -> jnp.ndarray:
+    """int32 images `shape` = `[B, H, W, C]` with values in `[0, num_levels)`."""
+    return jnp.asarray(np.random.default_rng(seed).integers(0, num_levels, shape), jnp.int32)
+
+
+def compiled(model: nn.Module) -> types.SimpleNamespace:
+    """`model` as the checks use it (`apply`, `distribution`), `apply` and the
+    distribution's functions jitted: one compilation per input shape beats
+    running op by op (the mixture's many small ops cost seconds)."""
+    distribution = model.distribution
+    return types.SimpleNamespace(
+        apply=jax.jit(model.apply, static_argnames="train"),
+        distribution=types.SimpleNamespace(
+            conditionals=jax.jit(distribution.conditionals),
+            log_prob=jax.jit(distribution.log_prob),
+        ),
+    )

@@ -4,7 +4,6 @@ with no blind spot, and what the conditioning does."""
 
 import functools
 import itertools
-import types
 
 import flax.linen as nn
 import jax
@@ -41,31 +40,10 @@ def make_cond(kind: str, batch: int, seed: int = 0) -> jnp.ndarray | None:
     return jnp.asarray(np.random.default_rng(seed).normal(size=(batch, dim)), jnp.float32)
 
 
-def random_variables(model: nn.Module, x: jnp.ndarray, cond=None, seed: int = 0):
-    """Variables shaped as `model.init`'s, drawn by NumPy (compiling an init
-    costs seconds): weights normal with std 1/sqrt(fan in), biases with std 0.1."""
-    shapes = jax.eval_shape(functools.partial(model.init, cond=cond), jax.random.key(0), x)
-    rng = np.random.default_rng(seed)
-
-    def draw(leaf: jax.ShapeDtypeStruct) -> np.ndarray:
-        std = 0.1 if len(leaf.shape) == 1 else 1 / np.sqrt(np.prod(leaf.shape[:-1]))
-        return rng.normal(0.0, std, leaf.shape).astype(np.float32)
-
-    return jax.tree.map(draw, shapes)
-
-
-def compiled(model: nn.Module) -> types.SimpleNamespace:
-    """`model` as the checks use it (`apply`, `distribution`), with `apply`
-    jitted: one compilation per input shape beats running op by op."""
-    return types.SimpleNamespace(
-        apply=jax.jit(model.apply, static_argnames="train"), distribution=model.distribution
-    )
-
-
 def _setup(kind: str, shape: tuple[int, int, int], num_levels: int, **overrides):
     model = build(kind, num_levels, **overrides)
     x = jnp.zeros((1, *shape), jnp.int32)
-    return compiled(model), random_variables(model, x, make_cond(kind, 1))
+    return model_checks.compiled(model), model_checks.random_variables(model, x, make_cond(kind, 1))
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +125,6 @@ def test_no_blind_spot(setup):
     assert seen.sum() == 4 * 7 + 4
 
 
-def random_images(shape, num_levels: int, seed: int = 0) -> jnp.ndarray:
-    """int32 images `shape` = `[B, H, W, C]` with values in `[0, num_levels)`."""
-    return jnp.asarray(np.random.default_rng(seed).integers(0, num_levels, shape), jnp.int32)
-
-
 def test_sees_every_earlier_subpixel_when_deep_enough(setup):
     shape = (3, 3, 3)
     model, variables = setup("none", shape, 4)
@@ -172,7 +145,7 @@ def test_sees_every_earlier_subpixel_when_deep_enough(setup):
 def test_conditioning_changes_every_conditional(setup, kind):
     shape = (4, 4, 3)
     model, variables = setup(kind, shape, 4)
-    x = jnp.repeat(random_images((1, *shape), 4), 2, axis=0)
+    x = jnp.repeat(model_checks.random_images((1, *shape), 4), 2, axis=0)
     cond = make_cond(kind, 2)  # two different labels / embeddings / codes
     logits = model.apply(variables, x, cond=cond)
     assert (np.abs(logits[0] - logits[1]).max(axis=-1) > 1e-4).all()
@@ -181,7 +154,7 @@ def test_conditioning_changes_every_conditional(setup, kind):
 def test_autoencoder_encodes_the_image(setup):
     shape = (4, 4, 3)
     model, variables = setup("autoencoder", shape, 4)
-    x = random_images((2, *shape), 4)
+    x = model_checks.random_images((2, *shape), 4)
     encoder = ConvEncoder(CODE_DIM, 4, features=4, num_layers=2)
     codes = encoder.apply({"params": variables["params"]["encoder"]}, x)
     assert codes.shape == (2, CODE_DIM)
@@ -194,7 +167,7 @@ def test_autoencoder_encodes_the_image(setup):
 def test_permuting_the_batch_permutes_the_outputs(setup, kind):
     shape, perm = (4, 4, 3), np.array([2, 0, 3, 1])
     model, variables = setup(kind.removesuffix("_own_code"), shape, 4)
-    x = random_images((4, *shape), 4)
+    x = model_checks.random_images((4, *shape), 4)
     cond = None if kind == "autoencoder_own_code" else make_cond(kind, 4)
     out = model.apply(variables, x, cond=cond)
     permuted = model.apply(variables, x[perm], cond=None if cond is None else cond[perm])
@@ -205,8 +178,8 @@ def test_permuting_the_batch_permutes_the_outputs(setup, kind):
 def test_bfloat16_gives_float32_logits_close_to_float32(setup, kind):
     shape = (4, 4, 3)
     model, variables = setup(kind, shape, 4)
-    x, cond = random_images((2, *shape), 4), make_cond(kind, 2)
-    bf16 = compiled(build(kind, 4, dtype=jnp.bfloat16)).apply(variables, x, cond=cond)
+    x, cond = model_checks.random_images((2, *shape), 4), make_cond(kind, 2)
+    bf16 = model_checks.compiled(build(kind, 4, dtype=jnp.bfloat16)).apply(variables, x, cond=cond)
     assert bf16.dtype == jnp.float32
     np.testing.assert_allclose(bf16, model.apply(variables, x, cond=cond), atol=0.05, rtol=0.05)
 

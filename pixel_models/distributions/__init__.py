@@ -7,8 +7,16 @@ Each gives, for images `x[B, H, W, C]` in `[0, K)`:
   value (the checks compare whole distributions);
 - `sample(params, rng) -> int32 [B, H, W, C]`: a draw of every subpixel from
   its conditional given `x` (a sampler keeps the next one and runs again).
+
+`Categorical` (PixelCNN, PixelRNN) takes logits `[B, H, W, C, K]`, one softmax
+per subpixel. `DiscretizedLogisticMixture` (PixelCNN++) takes `[B, H, W, P]`
+(its docstring gives the layout): a mixture over each whole pixel whose
+channels depend on the pixel's earlier channels, so its `conditionals` for
+channel c read `x` at channels before c of the same pixel, and its `sample`
+draws each pixel's channels jointly (a sampler keeps the next whole pixel).
 """
 
 from pixel_models.distributions.categorical import Categorical, CategoricalModel
+from pixel_models.distributions.logistic_mixture import DiscretizedLogisticMixture
 
-__all__ = ["Categorical", "CategoricalModel"]
+__all__ = ["Categorical", "CategoricalModel", "DiscretizedLogisticMixture"]

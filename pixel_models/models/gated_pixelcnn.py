@@ -16,9 +16,9 @@ colours of its pixel and the n0//2 + 1 + (L - 1) n//2 pixels to its left.
 Conditioning (the paper's Eq. 4): `cond` adds a per-example bias to the
 pre-activations of both gate halves of both stacks, different in every
 layer. Integer labels `[B]` index a learned table (`V h` with h one-hot);
-float embeddings `[B, D]` go through a Dense layer. Each is one lookup or
-one GEMM for all layers at once, split per layer (the same as a per-layer
-table or Dense).
+float embeddings `[B, D]` go through a Dense layer
+(`pixel_models.layers.conditioning`, shared with PixelCNN++). Each is one
+lookup or one GEMM for all layers at once, split per layer.
 
 Hyperparameters match the PyTorch peer's flags (bench/gated_pixelcnn_torch.py):
 `hidden_dim` = `--hidden`, `num_layers` = `--layers`, `kernel_size` =
@@ -35,25 +35,12 @@ peer's vertical maps above the image are zero padding, ours hold a constant
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
-import numpy as np
 
 from pixel_models.distributions import CategoricalModel
+from pixel_models.layers.conditioning import condition_bias
 from pixel_models.layers.gated import GatedLayer
 from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
-
-
-def _check_labels(labels: jnp.ndarray, num_classes: int) -> None:
-    """Raise a ValueError for labels outside `[0, num_classes)` when their
-    values are known (not traced under `jit`)."""
-    try:
-        values = np.asarray(labels)
-    except jax.errors.TracerArrayConversionError:
-        return
-    bad = values[(values < 0) | (values >= num_classes)]
-    if bad.size:
-        raise ValueError(f"class labels must lie in [0, {num_classes}), got {bad.tolist()}")
 
 
 class GatedPixelCNN(CategoricalModel, nn.Module):
@@ -121,37 +108,8 @@ class GatedPixelCNN(CategoricalModel, nn.Module):
     def _cond_biases(self, cond, batch: int) -> jnp.ndarray | None:
         """`cond` -> gate biases `[B, num_layers, 4p]` (per layer: vertical 2p,
         horizontal 2p), or None when unconditional."""
-        if cond is None:
-            if self.num_classes:
-                raise ValueError(
-                    f"num_classes={self.num_classes}: cond must be the class labels [{batch}], "
-                    "not None"
-                )
-            return None
-        cond = jnp.asarray(cond)
-        features = self.num_layers * 4 * self.hidden_dim
-        if jnp.issubdtype(cond.dtype, jnp.integer) and cond.shape == (batch,):
-            if self.num_classes <= 0:
-                raise ValueError(
-                    "class labels given as cond, but num_classes=0: set model.num_classes "
-                    "to the number of classes"
-                )
-            _check_labels(cond, self.num_classes)
-            # Negative labels would wrap around: send them out of range (NaN rows).
-            labels = jnp.where(cond < 0, self.num_classes, cond)
-            table = nn.Embed(
-                self.num_classes,
-                features,
-                dtype=self.dtype,
-                embedding_init=nn.initializers.lecun_normal(),  # as a Dense of the one-hot label
-                name="class_bias",
-            )
-            bias = table(labels)
-        elif jnp.issubdtype(cond.dtype, jnp.floating) and cond.ndim == 2 and len(cond) == batch:
-            bias = nn.Dense(features, dtype=self.dtype, name="embedding_bias")(cond)
-        else:
-            raise ValueError(
-                f"cond must be None, int labels [{batch}] or a float embedding [{batch}, D]; "
-                f"got {cond.dtype} {cond.shape}"
-            )
-        return bias.reshape(batch, self.num_layers, 4 * self.hidden_dim)
+        per_layer = 4 * self.hidden_dim
+        bias = condition_bias(
+            cond, batch, self.num_layers * per_layer, self.num_classes, self.dtype
+        )
+        return None if bias is None else bias.reshape(batch, self.num_layers, per_layer)

@@ -7,6 +7,7 @@ import ml_collections
 from pixel_models.models.gated_pixelcnn import GatedPixelCNN
 from pixel_models.models.pixelcnn import PixelCNN
 from pixel_models.models.pixelcnn_autoencoder import PixelCNNAutoEncoder
+from pixel_models.models.pixelcnn_pp import PixelCNNPP
 from pixel_models.models.pixelrnn import DiagonalBiLSTM, RowLSTM
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -14,6 +15,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "row_lstm": RowLSTM,
     "diagonal_bilstm": DiagonalBiLSTM,
     "gated_pixelcnn": GatedPixelCNN,
+    "pixelcnn_pp": PixelCNNPP,
     "pixelcnn_autoencoder": PixelCNNAutoEncoder,
 }
 
