@@ -17,12 +17,20 @@ Strides downsample; the transposed convolutions upsample by the same factor
 and keep the same one-sided windows, as the reference's `*_deconv2d` do (a
 VALID transposed convolution, then a crop). Nothing is masked, so there is no
 blind spot: stacked deep enough, the two streams see every earlier pixel.
+
+All of them run as GEMMs over shifted slices (`tap_conv`); a transposed
+convolution reads its input with zeros inserted between the pixels. Kernels
+are `[kh, kw, in, out]` as `nn.Conv`'s.
 """
 
+import math
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+
+from pixel_models.layers.tap_conv import tap_conv
 
 
 def down_shift(x: jnp.ndarray) -> jnp.ndarray:
@@ -37,7 +45,48 @@ def right_shift(x: jnp.ndarray) -> jnp.ndarray:
     return jnp.pad(x, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]
 
 
-class DownShiftedConv(nn.Module):
+class _TapConv(nn.Module):
+    """What the shifted convolutions share: the parameters and `_conv`."""
+
+    features: int
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int]
+    dtype: Any = None
+
+    def _conv(
+        self,
+        x: jnp.ndarray,
+        rows: tuple[int, int, int],
+        cols: tuple[int, int, int],
+        starts: list[tuple[int, int]],
+        out_size: tuple[int, int],
+        strides: tuple[int, int],
+    ) -> jnp.ndarray:
+        """`x[B, H, W, in]` padded by `rows` and `cols` (low, high, interior,
+        as `lax.pad`), then `tap_conv` with kernel tap `(a, b)` at `starts[a * kw + b]`."""
+        kh, kw = self.kernel_size
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (kh, kw, x.shape[-1], self.features)
+        )
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        padded = jax.lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), rows, cols, (0, 0, 0)))
+        kernel = kernel.reshape(kh * kw, *kernel.shape[2:])
+        return tap_conv(padded, kernel, starts, out_size, strides) + bias
+
+
+def _taps(kernel_size: tuple[int, int], flip: bool = False) -> list[tuple[int, int]]:
+    """Start offsets `(a, b)` of kernel tap `(a, b)`, row-major; with `flip`,
+    `(kh - 1 - a, kw - 1 - b)`."""
+    kh, kw = kernel_size
+    return [(kh - 1 - a, kw - 1 - b) if flip else (a, b) for a in range(kh) for b in range(kw)]
+
+
+def _downsampled(x: jnp.ndarray, strides: tuple[int, int]) -> tuple[int, int]:
+    return tuple(math.ceil(n / s) for n, s in zip(x.shape[1:3], strides, strict=True))
+
+
+class DownShiftedConv(_TapConv):
     """`x[B, H, W, F]` -> `[B, ceil(H / sh), ceil(W / sw), features]`.
 
     Output `(r, c)` sees the input pixels of rows `sh r - kh + 1 .. sh r` and
@@ -62,13 +111,12 @@ class DownShiftedConv(nn.Module):
         kh, kw = self.kernel_size
         if kw % 2 == 0:
             raise ValueError(f"DownShiftedConv needs an odd kernel width, got {kw}")
-        x = jnp.pad(x, ((0, 0), (kh - 1, 0), (kw // 2, kw // 2), (0, 0)))
-        return nn.Conv(
-            self.features, self.kernel_size, self.strides, padding="VALID", dtype=self.dtype
-        )(x)
+        size = _downsampled(x, self.strides)
+        rows, cols = (kh - 1, 0, 0), (kw // 2, kw // 2, 0)
+        return self._conv(x, rows, cols, _taps(self.kernel_size), size, self.strides)
 
 
-class DownRightShiftedConv(nn.Module):
+class DownRightShiftedConv(_TapConv):
     """`x[B, H, W, F]` -> `[B, ceil(H / sh), ceil(W / sw), features]`.
 
     Output `(r, c)` sees the input pixels of rows `sh r - kh + 1 .. sh r` and
@@ -91,36 +139,32 @@ class DownRightShiftedConv(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         kh, kw = self.kernel_size
-        x = jnp.pad(x, ((0, 0), (kh - 1, 0), (kw - 1, 0), (0, 0)))
-        return nn.Conv(
-            self.features, self.kernel_size, self.strides, padding="VALID", dtype=self.dtype
-        )(x)
+        size = _downsampled(x, self.strides)
+        rows, cols = (kh - 1, 0, 0), (kw - 1, 0, 0)
+        return self._conv(x, rows, cols, _taps(self.kernel_size), size, self.strides)
 
 
-def _upsample(
-    x: jnp.ndarray,
-    features: int,
-    kernel_size: tuple[int, int],
-    strides: tuple[int, int],
-    left: int,
-    dtype: Any,
-) -> jnp.ndarray:
-    """`x[B, H, W, F]` -> `[B, sh H, sw W, features]`: a VALID transposed
-    convolution (input `(i, j)` reaches outputs `sh i .. sh i + kh - 1`,
-    `sw j .. sw j + kw - 1`), cropped to rows `0 .. sh H - 1` and columns
-    `left .. left + sw W - 1`."""
-    (kh, kw), (sh, sw) = kernel_size, strides
-    if kh < sh or kw - left < sw:
-        raise ValueError(
-            f"kernel_size {kernel_size} too small for strides {strides}: some outputs "
-            "would see no input"
-        )
-    _, height, width, _ = x.shape
-    y = nn.ConvTranspose(features, kernel_size, strides, padding="VALID", dtype=dtype)(x)
-    return y[:, : sh * height, left : left + sw * width]
+class _UpsamplingConv(_TapConv):
+    """A transposed shifted convolution."""
+
+    def _upsample(self, x: jnp.ndarray, left: int) -> jnp.ndarray:
+        """`x[B, H, W, F]` -> `[B, sh H, sw W, features]`: a VALID transposed
+        convolution (input `(i, j)` reaches outputs `sh i .. sh i + kh - 1`,
+        `sw j .. sw j + kw - 1`), cropped to rows `0 .. sh H - 1` and columns
+        `left .. left + sw W - 1`. It reads `x` with `s - 1` zeros between
+        its pixels: output `(r, c)` sums `x_dilated[r - a, c + left - b] @ kernel[a, b]`."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        if kh < sh or kw - left < sw:
+            raise ValueError(
+                f"kernel_size {self.kernel_size} too small for strides {self.strides}: some "
+                "outputs would see no input"
+            )
+        size = (sh * x.shape[1], sw * x.shape[2])
+        rows, cols = (kh - 1, sh - 1, sh - 1), (kw - 1 - left, sw - 1 + left, sw - 1)
+        return self._conv(x, rows, cols, _taps(self.kernel_size, flip=True), size, (1, 1))
 
 
-class DownShiftedConvTranspose(nn.Module):
+class DownShiftedConvTranspose(_UpsamplingConv):
     """`x[B, H, W, F]` -> `[B, sh H, sw W, features]`, the upsampling
     counterpart of `DownShiftedConv`.
 
@@ -146,10 +190,10 @@ class DownShiftedConvTranspose(nn.Module):
         kw = self.kernel_size[1]
         if kw % 2 == 0:
             raise ValueError(f"DownShiftedConvTranspose needs an odd kernel width, got {kw}")
-        return _upsample(x, self.features, self.kernel_size, self.strides, kw // 2, self.dtype)
+        return self._upsample(x, kw // 2)
 
 
-class DownRightShiftedConvTranspose(nn.Module):
+class DownRightShiftedConvTranspose(_UpsamplingConv):
     """`x[B, H, W, F]` -> `[B, sh H, sw W, features]`, the upsampling
     counterpart of `DownRightShiftedConv`.
 
@@ -171,4 +215,4 @@ class DownRightShiftedConvTranspose(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        return _upsample(x, self.features, self.kernel_size, self.strides, 0, self.dtype)
+        return self._upsample(x, 0)
