@@ -161,6 +161,10 @@ def get_config(
     config.eval_every_steps = 5_000
     config.checkpoint_every_steps = 1_000
     config.keep_checkpoints = 3
+    # A grid of this many fast samples to TensorBoard and WORKDIR/samples/
+    # every `sample_every_steps` (0: never).
+    config.sample_every_steps = 10_000
+    config.num_sample_images = 16
     if "tiny" in options:
         config.model.update(recipe.tiny)
         config.batch_size = 8
@@ -168,5 +172,6 @@ def get_config(
         config.log_every_steps = 5
         config.eval_every_steps = 10
         config.checkpoint_every_steps = 10
+        config.sample_every_steps = 0
         config.dataset.eval_split += "[:256]"  # periodic evaluation in a second
     return config

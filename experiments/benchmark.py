@@ -5,7 +5,13 @@ python -m experiments.benchmark --config=configs/binarized_mnist.py:pixelcnn \
     [--rounds=10 --peer="python ../shared/bench/pixelcnn_torch.py --seconds 4 ..."]
 
 Prints one JSON line: train_images_per_sec, eval_images_per_sec, num_params,
-peak_rss_mb, devices (and the backend, shape and chunk_size it ran).
+peak_rss_mb, devices (and the backend, shape and chunk_size it ran), and
+train_gflops_per_image (XLA's count for the compiled train step; times the
+images per second, the FLOP/s reached). With `--sample_rows=N` (N > 0) also
+`fast_sample_images_per_sec`, `naive_sample_images_per_sec` and their
+ratio `sample_speedup`: each sampler draws N rows of a batch after one
+compiled row, and the rate is scaled to whole images (a row's work is the
+same in every row; the naive sampler's whole image takes minutes).
 Both steps are the trainer's (`Experiment`), on one device, in chunks as in
 training and evaluation (`--config.cpu_chunk_pixels=0` takes each batch at once).
 
@@ -24,12 +30,13 @@ import subprocess
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
 from experiments import launch
-from pixel_models import data
+from pixel_models import data, sampling
 from pixel_models.training.experiment import Experiment
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -39,6 +46,9 @@ _SECONDS = flags.DEFINE_float(
     "seconds", 10.0, "Timed seconds per round for the train step (eval: half)."
 )
 _ROUNDS = flags.DEFINE_integer("rounds", 1, "Timed rounds; the figures are their medians.")
+_SAMPLE_ROWS = flags.DEFINE_integer(
+    "sample_rows", 0, "Rows timed per sampler (0: no sampling figures)."
+)
 _PEER = flags.DEFINE_string(
     "peer", None, "Command run after each round, printing a JSON line to compare with."
 )
@@ -55,6 +65,35 @@ def images_per_second(fn, batch_size: int, seconds: float) -> float:
     return count * batch_size / (time.perf_counter() - start)
 
 
+def sample_images_per_second(experiment: Experiment, params, sampler: str, rows: int) -> float:
+    """Images per second of `sampler` on a batch of `config.batch_size`,
+    timed over `rows` rows after one compiled row, scaled to whole images."""
+    model, config = experiment.model, experiment.config
+    height = experiment.image_shape[0]
+    if not 0 < rows < height:
+        raise ValueError(f"--sample_rows={rows} must be in [1, {height - 1}]")
+    x = jnp.zeros((config.batch_size, *experiment.image_shape), jnp.int32)
+    known = jnp.zeros(x.shape, bool)
+    cond = None
+    if experiment.cond_key == "label":
+        cond = jnp.zeros(config.batch_size, jnp.int32)
+    elif hasattr(model, "encode"):
+        cond = model.encode({"params": params}, x)
+    stepper = sampling.make_stepper(model, {"params": params}, sampler, cond)
+    row = jax.jit(
+        lambda state, x, i: sampling.sample_rows(
+            model, stepper, state, x, known, jax.random.key(0), i
+        )
+    )
+    state, x = row(jax.jit(stepper.init)(x), x, jnp.int32(0))
+    jax.block_until_ready(x)
+    start = time.perf_counter()
+    for i in range(1, rows + 1):
+        state, x = row(state, x, jnp.int32(i))
+    jax.block_until_ready(x)
+    return config.batch_size / ((time.perf_counter() - start) / rows * height)
+
+
 def run_peer(command: str) -> dict:
     """Run `command`; its last stdout line that parses as a JSON object."""
     out = subprocess.run(shlex.split(command), capture_output=True, text=True)
@@ -65,7 +104,9 @@ def run_peer(command: str) -> dict:
     return json.loads(lines[-1])
 
 
-def benchmark(config, seconds: float, rounds: int = 1, peer: str | None = None) -> dict:
+def benchmark(
+    config, seconds: float, rounds: int = 1, peer: str | None = None, sample_rows: int = 0
+) -> dict:
     """Median train/eval images per second over `rounds`, and against `peer`."""
     if rounds < 1:
         raise ValueError(f"--rounds={rounds} must be at least 1")
@@ -102,7 +143,21 @@ def benchmark(config, seconds: float, rounds: int = 1, peer: str | None = None) 
         if peer:
             theirs.append(run_peer(peer))
     result = {key: round(statistics.median(r[key] for r in ours), 2) for key in ours[0]}
+    compiled = experiment.train_step.lower(state, batch).compile()
+    flops = (compiled.cost_analysis() or {}).get("flops")
+    if sample_rows:
+        for sampler in sampling.SAMPLERS:
+            result[f"{sampler}_sample_images_per_sec"] = round(
+                sample_images_per_second(experiment, state.eval_params(), sampler, sample_rows), 4
+            )
+        result["sample_speedup"] = round(
+            result["fast_sample_images_per_sec"] / result["naive_sample_images_per_sec"], 1
+        )
     result.update(
+        # XLA counts a loop body once: per chunk when the step runs in chunks.
+        train_gflops_per_image=None
+        if flops is None
+        else round(flops / experiment.train_chunk_size / 1e9, 4),
         num_params=int(sum(p.size for p in jax.tree.leaves(state.params))),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         devices=jax.device_count(),
@@ -126,7 +181,9 @@ def benchmark(config, seconds: float, rounds: int = 1, peer: str | None = None) 
 def main(argv):
     launch.setup(argv)
     try:
-        result = benchmark(_CONFIG.value, _SECONDS.value, _ROUNDS.value, _PEER.value)
+        result = benchmark(
+            _CONFIG.value, _SECONDS.value, _ROUNDS.value, _PEER.value, _SAMPLE_ROWS.value
+        )
     except ValueError as e:
         launch.fail("benchmark", e)
     print(json.dumps(result))

@@ -1,6 +1,7 @@
 """A K-way categorical (softmax) per subpixel, the PixelRNN paper's output."""
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +15,8 @@ class Categorical:
     """
 
     num_levels: int
+    # Each subpixel is drawn on its own (a sampler keeps one per step).
+    samples_whole_pixels: ClassVar[bool] = False
 
     def conditionals(self, logits: jnp.ndarray, x: jnp.ndarray | None = None) -> jnp.ndarray:
         """Log-probabilities of every value, `[B, H, W, C, K]`; `x` is not needed."""

@@ -8,6 +8,7 @@ follow `discretized_mix_logistic_loss` in openai/pixel-cnn `pixel_cnn_pp/nn.py`.
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +51,8 @@ class DiscretizedLogisticMixture:
 
     num_mixtures: int
     num_levels: int
+    # The channels of a pixel are drawn together (a sampler keeps whole pixels).
+    samples_whole_pixels: ClassVar[bool] = True
 
     def num_params(self, num_colors: int) -> int:
         """`P`, the size of the last axis of `params` for `num_colors` channels:

@@ -65,33 +65,62 @@ class GatedLayer(nn.Module):
     last: bool = False
     dtype: Any = None
 
-    @nn.compact
-    def __call__(
-        self, v: jnp.ndarray, h: jnp.ndarray, cond_bias: jnp.ndarray | None = None
-    ) -> tuple[jnp.ndarray | None, jnp.ndarray | None, jnp.ndarray]:
+    def setup(self) -> None:
         p, n, colors = self.hidden_dim, self.kernel_size, self.num_colors
         if self.first:
             v_kernel, v_region, h_kernel, mask = (n + 2, n), "above", (1, n + 2), "A"
         else:
             v_kernel, v_region, h_kernel, mask = (n, n), "above_inclusive", (1, n), "B"
-        v_conv = MaskedConv(2 * p, v_kernel, region=v_region, dtype=self.dtype, name="vertical")
-        h_conv = MaskedConv(
-            2 * p, h_kernel, mask, colors, "left", out_blocks=2, dtype=self.dtype, name="horizontal"
+        self.vertical = MaskedConv(2 * p, v_kernel, region=v_region, dtype=self.dtype)
+        self.horizontal = MaskedConv(
+            2 * p, h_kernel, mask, colors, "left", out_blocks=2, dtype=self.dtype
         )
-        v_pre = v_conv(v)
+        self.v_to_h = nn.Dense(2 * p, dtype=self.dtype)
+        if self.last:
+            self.skip = MaskedConv(p, (1, 1), "B", colors, dtype=self.dtype)
+        else:
+            # The residual and skip 1x1 convs fused: one GEMM to 2p, each half colour-grouped.
+            self.residual_skip = MaskedConv(
+                2 * p, (1, 1), "B", colors, out_blocks=2, dtype=self.dtype
+            )
+
+    def __call__(
+        self, v: jnp.ndarray, h: jnp.ndarray, cond_bias: jnp.ndarray | None = None
+    ) -> tuple[jnp.ndarray | None, jnp.ndarray | None, jnp.ndarray]:
+        v_pre = self.vertical_stack(self.vertical(v), cond_bias)
+        h, skip = self.horizontal_stack(self.horizontal(h), v_pre, h, cond_bias)
+        return None if self.last else gate(v_pre), h, skip
+
+    # The layer in two parts around its two masked convs, so that the fast
+    # sampler (`pixel_models.sampling.fast_gated`) can run the vertical stack
+    # a row at a time and the horizontal stack a pixel at a time. Their array
+    # arguments cover the same positions: `[B, H', W', ...]`.
+
+    def vertical_stack(self, v_conv: jnp.ndarray, cond_bias: jnp.ndarray | None) -> jnp.ndarray:
+        """The vertical pre-activations `[..., 2p]` from the vertical conv's output."""
+        if cond_bias is None:
+            return v_conv
+        return v_conv + _split_bias(cond_bias)[0]
+
+    def horizontal_stack(
+        self,
+        h_conv: jnp.ndarray,
+        v_pre: jnp.ndarray,
+        h: jnp.ndarray,
+        cond_bias: jnp.ndarray | None,
+    ) -> tuple[jnp.ndarray | None, jnp.ndarray]:
+        """`(h, skip)` outputs (`h` None in the last layer) from the horizontal
+        conv's output, the vertical pre-activations and the layer's input `h`."""
+        h_pre = h_conv + self.v_to_h(v_pre)
         if cond_bias is not None:
-            v_bias, h_bias = jnp.split(cond_bias[:, None, None, :], 2, axis=-1)
-            v_pre = v_pre + v_bias
-        h_pre = h_conv(h) + nn.Dense(2 * p, dtype=self.dtype, name="v_to_h")(v_pre)
-        if cond_bias is not None:
-            h_pre = h_pre + h_bias
+            h_pre = h_pre + _split_bias(cond_bias)[1]
         gated = gate(h_pre)
         if self.last:
-            skip = MaskedConv(p, (1, 1), "B", colors, dtype=self.dtype, name="skip")(gated)
-            return None, None, skip
-        # The residual and skip 1x1 convs fused: one GEMM to 2p, each half colour-grouped.
-        residual_skip = MaskedConv(
-            2 * p, (1, 1), "B", colors, out_blocks=2, dtype=self.dtype, name="residual_skip"
-        )
-        residual, skip = jnp.split(residual_skip(gated), 2, axis=-1)
-        return gate(v_pre), residual if self.first else h + residual, skip
+            return None, self.skip(gated)
+        residual, skip = jnp.split(self.residual_skip(gated), 2, axis=-1)
+        return residual if self.first else h + residual, skip
+
+
+def _split_bias(cond_bias: jnp.ndarray) -> list[jnp.ndarray]:
+    """`cond_bias[B, 4p]` -> the vertical and horizontal biases, `[B, 1, 1, 2p]` each."""
+    return jnp.split(cond_bias[:, None, None, :], 2, axis=-1)

@@ -18,13 +18,15 @@ groups, a mask-B output group also its own group.
 Only the unmasked taps are stored (kernel ``[num_taps, in, out]``) and
 computed, as a few 2-D matmuls over shifted slices of one padded input
 (`tap_conv`); on CPU that trains 3x faster than ``lax.conv`` with a masked
-dense kernel.
+dense kernel. `MaskedConv.at` evaluates the same taps at one pixel or row of
+an input cache (the fast samplers).
 """
 
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -129,10 +131,8 @@ class MaskedConv(nn.Module):
     param_dtype: Any = jnp.float32
     kernel_init: Any = nn.initializers.lecun_normal()
 
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        """`x[B, H, W, in]` -> `[B, H, W, features]`."""
-        in_features = x.shape[-1]
+    def _taps(self, in_features: int) -> tuple[tuple[Tap, ...], np.ndarray]:
+        """The taps stored for `in_features` inputs and the centre tap's mask."""
         centre = centre_mask(
             in_features, self.features, self.num_colors, self.mask_type, self.out_blocks
         )
@@ -144,24 +144,68 @@ class MaskedConv(nn.Module):
                 f"MaskedConv{self.kernel_size} region={self.region!r} mask "
                 f"{self.mask_type} has no unmasked tap"
             )
+        return taps, centre
+
+    def padding(self, in_features: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """`((top, bottom), (left, right))`: the zeros `__call__` pads its input with."""
+        taps, _ = self._taps(in_features)
+        return _padding(taps)
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        """`x[B, H, W, in]` -> `[B, H, W, features]`."""
+        in_features = x.shape[-1]
+        taps, _ = self._taps(in_features)
         kernel = self.param(
             "kernel", self.kernel_init, (len(taps), in_features, self.features), self.param_dtype
         )
+        bias = (
+            self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+            if self.use_bias
+            else None
+        )
+        return self._conv(jnp.pad(x, ((0, 0), *self.padding(in_features), (0, 0))), kernel, bias)
+
+    def at(
+        self, padded: jnp.ndarray, i: jnp.ndarray, j: jnp.ndarray, width: int = 1
+    ) -> jnp.ndarray:
+        """The output at row `i`, columns `j .. j + width - 1`: `[B, 1, width, features]`.
+
+        `padded[B, H + top + bottom, W + left + right, in]` is the input padded
+        as `padding` says (input `(r, c)` at `(r + top, c + left)`); only the
+        positions the taps read need to hold the input. `i`, `j` may be traced:
+        the fast samplers evaluate a layer at one pixel, or one row, of a cache.
+        """
+        batch, _, _, in_features = padded.shape
+        (top, bottom), (left, right) = self.padding(in_features)
+        window = jax.lax.dynamic_slice(
+            padded, (0, i, j, 0), (batch, top + bottom + 1, width + left + right, in_features)
+        )
+        bias = self.get_variable("params", "bias") if self.use_bias else None
+        return self._conv(window, self.get_variable("params", "kernel"), bias)
+
+    def _conv(
+        self, padded: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray | None
+    ) -> jnp.ndarray:
+        """The convolution of an input padded as `padding` says, at every
+        position the padding leaves: `[B, Hp - top - bottom, Wp - left - right, features]`."""
+        taps, centre = self._taps(padded.shape[-1])
         if (0, 0) in taps and not centre.all():
-            mask = np.ones((len(taps), in_features, self.features), np.float32)
+            mask = np.ones(kernel.shape, np.float32)
             mask[taps.index((0, 0))] = centre
             kernel = kernel * mask
-        x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
-
-        _, height, width, _ = x.shape
-        top = max(0, -min(dy for dy, _ in taps))
-        bottom = max(0, max(dy for dy, _ in taps))
-        left = max(0, -min(dx for _, dx in taps))
-        right = max(0, max(dx for _, dx in taps))
-        padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+        padded, kernel = nn.dtypes.promote_dtype(padded, kernel, dtype=self.dtype)
+        (top, bottom), (left, right) = _padding(taps)
+        out_size = (padded.shape[1] - top - bottom, padded.shape[2] - left - right)
         starts = [(top + dy, left + dx) for dy, dx in taps]
-        y = tap_conv(padded, kernel, starts, (height, width))
-        if self.use_bias:
-            bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+        y = tap_conv(padded, kernel, starts, out_size)
+        if bias is not None:
             y = y + jnp.asarray(bias, y.dtype)
         return y
+
+
+def _padding(taps: Sequence[Tap]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """`((top, bottom), (left, right))` that keeps every tap of an output inside the input."""
+    rows = [dy for dy, _ in taps]
+    cols = [dx for _, dx in taps]
+    return (max(0, -min(rows)), max(0, max(rows))), (max(0, -min(cols)), max(0, max(cols)))

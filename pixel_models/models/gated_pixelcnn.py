@@ -41,6 +41,7 @@ from pixel_models.distributions import CategoricalModel
 from pixel_models.layers.conditioning import condition_bias
 from pixel_models.layers.gated import GatedLayer
 from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
+from pixel_models.sampling import Stepper, fast_gated
 
 
 class GatedPixelCNN(CategoricalModel, nn.Module):
@@ -81,21 +82,49 @@ class GatedPixelCNN(CategoricalModel, nn.Module):
         del train  # no dropout or batch statistics
         self._check_fields()
         num_colors = x.shape[-1]
-        biases = self._cond_biases(cond, x.shape[0])
+        biases = self.cond_biases(cond, x.shape[0])
         v = h = scale_pixels(x, self.num_levels)
         skips = None
-        for i in range(self.num_layers):
-            v, h, skip = GatedLayer(
+        for i, layer in enumerate(self.layers(num_colors)):
+            v, h, skip = layer(v, h, None if biases is None else biases[:, i])
+            skips = skip if skips is None else skips + skip
+        return self.output_stack(num_colors)(skips)
+
+    @nn.nowrap
+    def fast_stepper(self, variables, cond=None) -> Stepper:
+        """The fast sampler's stepper: the vertical stacks run a row at a time,
+        the horizontal ones a pixel at a time (`pixel_models.sampling.fast_gated`)."""
+        return fast_gated.gated_stepper(self, variables, cond)
+
+    # Factories of the submodules: inside `__call__` they make its submodules;
+    # outside (`nn.nowrap`) unbound modules of the same names, which the fast
+    # sampler binds to their parameters.
+
+    @nn.nowrap
+    def layers(self, num_colors: int) -> list[GatedLayer]:
+        """The `num_layers` gated layers."""
+        return [
+            GatedLayer(
                 self.hidden_dim,
                 self.input_kernel_size if i == 0 else self.kernel_size,
                 num_colors,
                 first=i == 0,
                 last=i == self.num_layers - 1,
                 dtype=self.dtype,
-            )(v, h, None if biases is None else biases[:, i])
-            skips = skip if skips is None else skips + skip
-        return CategoricalOutput(self.output_hidden_dim, self.num_levels, num_colors, self.dtype)(
-            skips
+                name=f"GatedLayer_{i}",
+            )
+            for i in range(self.num_layers)
+        ]
+
+    @nn.nowrap
+    def output_stack(self, num_colors: int) -> CategoricalOutput:
+        """The pointwise output stack, the summed skips (p maps) -> logits."""
+        return CategoricalOutput(
+            self.output_hidden_dim,
+            self.num_levels,
+            num_colors,
+            self.dtype,
+            name="CategoricalOutput_0",
         )
 
     def _check_fields(self) -> None:
@@ -105,9 +134,12 @@ class GatedPixelCNN(CategoricalModel, nn.Module):
             if getattr(self, name) % 2 == 0:
                 raise ValueError(f"{name} must be odd, got {getattr(self, name)}")
 
-    def _cond_biases(self, cond, batch: int) -> jnp.ndarray | None:
+    @nn.nowrap
+    def cond_biases(self, cond, batch: int) -> jnp.ndarray | None:
         """`cond` -> gate biases `[B, num_layers, 4p]` (per layer: vertical 2p,
-        horizontal 2p), or None when unconditional."""
+        horizontal 2p), or None when unconditional. Its table or Dense layer
+        belongs to the module whose compact method calls it (the model, in
+        `__call__`)."""
         per_layer = 4 * self.hidden_dim
         bias = condition_bias(
             cond, batch, self.num_layers * per_layer, self.num_classes, self.dtype

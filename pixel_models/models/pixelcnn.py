@@ -6,6 +6,7 @@ the block input); the categorical output stack. Every 1x1 conv is mask B too,
 so RGB images keep the R->G->B order inside each pixel.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -14,25 +15,48 @@ import jax.numpy as jnp
 from pixel_models.distributions import CategoricalModel
 from pixel_models.layers.masked_conv import MaskedConv
 from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
+from pixel_models.sampling import Stepper, fast_pixelcnn
 
 
 class ResidualBlock(nn.Module):
-    """`z[B, H, W, 2h]` -> same shape."""
+    """`z[B, H, W, 2h]` -> same shape: `z + out(relu(middle(relu(into(relu(z))))))`.
+
+    The steps around the k x k conv `middle` are static methods so that the
+    fast sampler (`pixel_models.sampling.fast_pixelcnn`) can run them at one
+    pixel and evaluate `middle` there from a cache of its input.
+    """
 
     hidden_dim: int
     kernel_size: int
     num_colors: int
     dtype: Any = None
 
+    @nn.nowrap
+    def convs(self, features: int) -> tuple[MaskedConv, MaskedConv, MaskedConv]:
+        """`(into, middle, out)`: 1x1 to h, k x k h -> h, 1x1 to `features`;
+        made inside `__call__` they are its submodules, made outside, unbound
+        modules of the same names."""
+        sizes = ((self.hidden_dim, 1), (self.hidden_dim, self.kernel_size), (features, 1))
+        into, middle, out = (
+            MaskedConv(f, (k, k), "B", self.num_colors, dtype=self.dtype, name=f"MaskedConv_{n}")
+            for n, (f, k) in enumerate(sizes)
+        )
+        return into, middle, out
+
+    @staticmethod
+    def middle_input(into: Callable, z: jnp.ndarray) -> jnp.ndarray:
+        """The input of the k x k conv: `relu(into(relu(z)))`."""
+        return nn.relu(into(nn.relu(z)))
+
+    @staticmethod
+    def residual(out: Callable, z: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+        """The block's output from its input `z` and the k x k conv's output `y`."""
+        return z + out(nn.relu(y))
+
     @nn.compact
     def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
-        def conv(features: int, k: int) -> MaskedConv:
-            return MaskedConv(features, (k, k), "B", self.num_colors, dtype=self.dtype)
-
-        y = conv(self.hidden_dim, 1)(nn.relu(z))
-        y = conv(self.hidden_dim, self.kernel_size)(nn.relu(y))
-        y = conv(z.shape[-1], 1)(nn.relu(y))
-        return z + y
+        into, middle, out = self.convs(z.shape[-1])
+        return self.residual(out, z, middle(self.middle_input(into, z)))
 
 
 class PixelCNN(CategoricalModel, nn.Module):
@@ -52,10 +76,48 @@ class PixelCNN(CategoricalModel, nn.Module):
         if cond is not None:
             raise ValueError("PixelCNN is unconditional: call it with cond=None")
         num_colors = x.shape[-1]
+        z = self.input_conv(num_colors)(scale_pixels(x, self.num_levels))
+        for block in self.blocks(num_colors):
+            z = block(z)
+        return self.output_stack(num_colors)(z)
+
+    # Factories of the submodules: inside `__call__` they make its submodules;
+    # outside (`nn.nowrap`) unbound modules of the same names, which the fast
+    # sampler binds to their parameters.
+
+    @nn.nowrap
+    def input_conv(self, num_colors: int) -> MaskedConv:
+        """The k x k mask-A conv from the scaled image to 2h maps."""
         k = self.input_kernel_size
-        z = MaskedConv(2 * self.hidden_dim, (k, k), "A", num_colors, dtype=self.dtype)(
-            scale_pixels(x, self.num_levels)
+        return MaskedConv(
+            2 * self.hidden_dim, (k, k), "A", num_colors, dtype=self.dtype, name="MaskedConv_0"
         )
-        for _ in range(self.num_layers):
-            z = ResidualBlock(self.hidden_dim, self.kernel_size, num_colors, self.dtype)(z)
-        return CategoricalOutput(self.output_hidden_dim, self.num_levels, num_colors, self.dtype)(z)
+
+    @nn.nowrap
+    def blocks(self, num_colors: int) -> list[ResidualBlock]:
+        """The `num_layers` residual blocks."""
+        return [
+            ResidualBlock(
+                self.hidden_dim, self.kernel_size, num_colors, self.dtype, name=f"ResidualBlock_{b}"
+            )
+            for b in range(self.num_layers)
+        ]
+
+    @nn.nowrap
+    def output_stack(self, num_colors: int) -> CategoricalOutput:
+        """The pointwise output stack, 2h maps -> logits."""
+        return CategoricalOutput(
+            self.output_hidden_dim,
+            self.num_levels,
+            num_colors,
+            self.dtype,
+            name="CategoricalOutput_0",
+        )
+
+    @nn.nowrap
+    def fast_stepper(self, variables, cond=None) -> Stepper:
+        """The fast sampler's stepper: cached layer inputs, one pixel of work
+        per layer and step (`pixel_models.sampling.fast_pixelcnn`)."""
+        if cond is not None:
+            raise ValueError("PixelCNN is unconditional: sample it with cond=None")
+        return fast_pixelcnn.pixelcnn_stepper(self, variables)

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from pixel_models.distributions import CategoricalModel
 from pixel_models.layers.pixel_io import scale_pixels
 from pixel_models.models.gated_pixelcnn import GatedPixelCNN
+from pixel_models.sampling import Stepper
 
 
 def _checked_code(cond, batch: int, code_dim: int) -> jnp.ndarray:
@@ -93,17 +94,48 @@ class PixelCNNAutoEncoder(CategoricalModel, nn.Module):
         # `init` builds the encoder even when given a code, so that the
         # variables are the same however they were initialised.
         if code is None or self.is_initializing():
-            encoder = ConvEncoder(
-                self.code_dim,
-                self.num_levels,
-                self.encoder_dim,
-                self.encoder_layers,
-                self.dtype,
-                name="encoder",
-            )
-            encoded = encoder(x)
+            encoded = self.encoder()(x)
             code = encoded if code is None else code
-        decoder = GatedPixelCNN(
+        return self.decoder()(x, code, train)
+
+    @nn.nowrap
+    def encode(self, variables, x: jnp.ndarray) -> jnp.ndarray:
+        """The code `[B, code_dim]` of images `x[B, H, W, C]`, by the encoder
+        (its parameters in `variables`): e.g. a `cond` to sample with."""
+        return self.encoder().apply({"params": variables["params"]["encoder"]}, x)
+
+    @nn.nowrap
+    def fast_stepper(self, variables, cond=None) -> Stepper:
+        """The decoder's fast stepper (`GatedPixelCNN.fast_stepper`) for the
+        code `cond[B, code_dim]`. Sampling needs a given code (e.g. `encode`
+        of other images): with none, the code would be of the image being drawn."""
+        if cond is None:
+            raise ValueError(
+                "the fast sampler of the auto-encoder needs a code: pass cond=[B, code_dim] "
+                "(e.g. model.encode(variables, images))"
+            )
+        code = _checked_code(cond, len(cond), self.code_dim)
+        return self.decoder().fast_stepper({"params": variables["params"]["decoder"]}, code)
+
+    # Factories of the submodules: inside `__call__` they make its submodules;
+    # outside (`nn.nowrap`) unbound modules of the same names.
+
+    @nn.nowrap
+    def encoder(self) -> ConvEncoder:
+        """The image -> code encoder."""
+        return ConvEncoder(
+            self.code_dim,
+            self.num_levels,
+            self.encoder_dim,
+            self.encoder_layers,
+            self.dtype,
+            name="encoder",
+        )
+
+    @nn.nowrap
+    def decoder(self) -> GatedPixelCNN:
+        """The Gated PixelCNN of p(x | code)."""
+        return GatedPixelCNN(
             self.num_levels,
             self.hidden_dim,
             self.num_layers,
@@ -113,4 +145,3 @@ class PixelCNNAutoEncoder(CategoricalModel, nn.Module):
             dtype=self.dtype,
             name="decoder",
         )
-        return decoder(x, code, train)

@@ -87,6 +87,27 @@ def restore_latest(
     return None
 
 
+def restore_eval_params(
+    manager: ocp.CheckpointManager, abstract_state: TrainState, step: int | None = None
+) -> tuple[Any, int]:
+    """`(parameters to evaluate, step)` of the newest checkpoint (or `step`):
+    the EMA when the run keeps one, else the raw parameters. Reads nothing
+    else (no optimizer state), so it needs no optimizer. Raises ValueError
+    when there is no such checkpoint."""
+    steps = manager.all_steps()
+    step = max(steps, default=None) if step is None else step
+    if step not in steps:
+        raise ValueError(f"no checkpoint at step {step}; saved steps: {sorted(steps)}")
+    name = "params" if abstract_state.ema_params is None else "ema_params"
+    wanted = {"step": abstract_state.step, name: getattr(abstract_state, name)}
+    restore_args = ocp.checkpoint_utils.construct_restore_args(wanted)
+    args = ocp.args.Composite(
+        state=ocp.args.PyTreeRestore(wanted, restore_args=restore_args, partial_restore=True)
+    )
+    restored = manager.restore(step, args=args).state
+    return restored[name], int(restored["step"])
+
+
 def _restore(
     manager: ocp.CheckpointManager, abstract_state: TrainState, step: int
 ) -> tuple[TrainState, dict[str, Any]]:

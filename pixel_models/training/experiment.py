@@ -26,12 +26,14 @@ _MINIMUM = {
     "eval_every_steps": 0,
     "checkpoint_every_steps": 0,
     "keep_checkpoints": 1,
+    "sample_every_steps": 0,
+    "num_sample_images": 1,
 }
 
 
 def _check_run_fields(config: ml_collections.ConfigDict) -> None:
     for name, minimum in _MINIMUM.items():
-        value = config.get(name)
+        value = config.get(name, minimum)  # runs saved before a field existed lack it
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"{name}={value!r} must be a whole number >= {minimum}")
 

@@ -16,6 +16,8 @@ import time
 
 import jax
 
+from pixel_models.sampling import grid
+
 METRICS_FILE = "metrics.jsonl"
 _FILE_IDS = itertools.count()  # event file names stay unique within a process
 
@@ -60,6 +62,18 @@ class EventFile:
         self._write(step=step, summary=summary)
         self._file.flush()
 
+    def image(self, step: int, tag: str, png: bytes, shape: tuple[int, int, int]) -> None:
+        """One PNG-encoded image `[H, W, C]` under `tag` at `step`, flushed."""
+        from tensorboard.compat.proto import summary_pb2
+
+        height, width, channels = shape
+        image = summary_pb2.Summary.Image(
+            height=height, width=width, colorspace=channels, encoded_image_string=png
+        )
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, image=image)])
+        self._write(step=step, summary=summary)
+        self._file.flush()
+
     def close(self) -> None:
         self._file.close()
 
@@ -93,6 +107,11 @@ class MetricWriter:
         self._jsonl.write(json.dumps(row) + "\n")
         self._jsonl.flush()
         self._tensorboard.scalars(int(step), {k: float(v) for k, v in scalars.items()})
+
+    def image(self, step: int, tag: str, image) -> None:
+        """A uint8 image `[H, W, C]` to TensorBoard under `tag`."""
+        if self._active:
+            self._tensorboard.image(int(step), tag, grid.png_bytes(image), image.shape)
 
     def close(self) -> None:
         if self._active:

@@ -20,6 +20,7 @@ import numpy as np
 
 from pixel_models import data, likelihood
 from pixel_models.data import input_pipeline
+from pixel_models.sampling import grid, jobs
 from pixel_models.training import checkpoints, evaluation, metric_writer, run_config
 from pixel_models.training.experiment import Experiment
 from pixel_models.training.progress import progress_bar
@@ -171,6 +172,10 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
                         **{f"eval_{k}": v for k, v in result.items()},
                     )
                     interval_start = time.perf_counter()
+                sample_every = config.get("sample_every_steps", 0)
+                if sample_every and _is_due(step, sample_every, last):
+                    _write_samples(run, state.eval_params(), step, writer, workdir)
+                    interval_start = time.perf_counter()
                 if save:
                     checkpoints.save(manager, state, iterator.get_state(), step)
                 if preempted is not None:
@@ -181,6 +186,36 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
         writer.close()
     summary["step"] = int(state.step)
     return summary
+
+
+def _write_samples(
+    run: Run, params, step: int, writer: metric_writer.MetricWriter, workdir: pathlib.Path
+) -> None:
+    """A grid of `config.num_sample_images` fast samples (one per class for a
+    class-conditional run; decodings of eval images for the auto-encoder) to
+    TensorBoard ("samples") and `workdir/samples/step_<step>.png`."""
+    experiment = run.experiment
+    config, model, variables = experiment.config, experiment.model, {"params": params}
+    num = config.get("num_sample_images", 16)
+    if hasattr(model, "encode"):
+        images = run.eval_data.batch(np.arange(min(num, len(run.eval_data))))["image"]
+        codes = np.asarray(model.encode(variables, images.astype(np.int32)))
+        job = jobs.decodings(images, codes, 1)
+    elif experiment.cond_key == "label":
+        num_classes = data.get_spec(config.dataset.name).num_classes
+        job = jobs.per_label(
+            list(range(num_classes)), max(1, num // num_classes), experiment.image_shape
+        )
+    else:
+        job = jobs.unconditional(num, experiment.image_shape)
+    rng = jax.random.fold_in(jax.random.key(config.seed), step)
+    samples = jobs.run(job, model, variables, experiment.mesh, rng)
+    image = job.grid(samples, config.model.num_levels)
+    writer.image(step, "samples", image)
+    if jax.process_index() == 0:
+        folder = workdir / "samples"
+        folder.mkdir(exist_ok=True)
+        grid.save_png(folder / f"step_{step}.png", image)
 
 
 def _train_scalars(

@@ -1,0 +1,150 @@
+"""Samples and image completions from a trained run, as a PNG grid.
+
+python -m experiments.sample --workdir=DIR --num_samples=N --output=FILE.png
+    [--temperature=T] [--labels=3,3,7] [--sampler=fast|naive] [--seed=S]
+    [--complete_split=test --complete_rows=14 --num_completions=4]
+    [--checkpoint_step=N] [--data_dir=D]
+
+Restores the parameters only (the EMA when the run keeps one) and writes
+FILE.png and FILE.npy (the drawn images, uint8 levels `[N, H, W, C]`):
+
+* unconditional runs: N samples, in rows of about sqrt(N);
+* class-conditional runs: one row of N samples per label of --labels
+  (default: every class);
+* the auto-encoder: per image of the run's eval split (N of them), the image
+  and --num_completions decodings of its code;
+* with --complete_split: per image of that split (N of them), the image, the
+  image with rows --complete_rows and below occluded, and --num_completions
+  completions of the occluded rows (the rest never changes).
+
+The fast and naive samplers draw the same images for the same --seed.
+"""
+
+import pathlib
+
+import jax
+import numpy as np
+from absl import flags
+
+from experiments import launch
+from pixel_models import data, sampling
+from pixel_models.sampling import jobs
+from pixel_models.sampling.grid import save_png
+from pixel_models.training import checkpoints, run_config
+from pixel_models.training.experiment import Experiment
+from pixel_models.training.progress import progress_bar
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
+_NUM = flags.DEFINE_integer("num_samples", 16, "Samples (per label; images to complete)")
+_OUTPUT = flags.DEFINE_string("output", None, "PNG file to write (and FILE.npy beside it)")
+_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Sampling temperature, > 0")
+_LABELS = flags.DEFINE_list("labels", None, "Class labels of a conditional run, one row each")
+_SAMPLER = flags.DEFINE_enum("sampler", "fast", sampling.SAMPLERS, "Sampler")
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed: the same seed, the same images")
+_COMPLETE_SPLIT = flags.DEFINE_string("complete_split", None, "Complete images of this split")
+_COMPLETE_ROWS = flags.DEFINE_integer("complete_rows", None, "Rows kept (default: half)")
+_NUM_COMPLETIONS = flags.DEFINE_integer("num_completions", 4, "Completions (decodings) per image")
+_STEP = flags.DEFINE_integer("checkpoint_step", None, "Checkpoint to sample (default: newest)")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Data folder (default: the run's)")
+flags.mark_flags_as_required(["workdir", "output"])
+
+
+def _checked_flags() -> None:
+    if _NUM.value < 1 or _NUM_COMPLETIONS.value < 1:
+        raise ValueError("--num_samples and --num_completions must be at least 1")
+    if not _TEMPERATURE.value > 0:
+        raise ValueError(f"--temperature={_TEMPERATURE.value} must be > 0")
+    if not _OUTPUT.value.endswith(".png"):
+        raise ValueError(f"--output={_OUTPUT.value} must name a .png file")
+    if not pathlib.Path(_OUTPUT.value).absolute().parent.is_dir():
+        raise ValueError(f"--output={_OUTPUT.value}: its folder does not exist")
+
+
+def _labels(experiment: Experiment) -> list[int] | None:
+    """--labels, checked (default: every class); None for a run without labels."""
+    num_classes = data.get_spec(experiment.config.dataset.name).num_classes
+    if experiment.cond_key != "label":
+        if _LABELS.value:
+            raise ValueError("--labels given, but this run is not class-conditional")
+        return None
+    if not _LABELS.value:
+        return list(range(num_classes))
+    try:
+        labels = [int(label) for label in _LABELS.value]
+    except ValueError:
+        raise ValueError(f"--labels={','.join(_LABELS.value)} must be integers") from None
+    if not all(0 <= label < num_classes for label in labels):
+        raise ValueError(f"--labels must be in [0, {num_classes}), got {labels}")
+    return labels
+
+
+def make_job(experiment: Experiment, variables) -> jobs.Job:
+    """The job the flags ask for."""
+    config, shape = experiment.config, experiment.image_shape
+    labels = _labels(experiment)
+    encode = getattr(experiment.model, "encode", None)
+    split = _COMPLETE_SPLIT.value or (config.dataset.eval_split if encode else None)
+    if split is None:
+        if labels is None:
+            return jobs.unconditional(_NUM.value, shape)
+        return jobs.per_label(labels, _NUM.value, shape)
+    source = data.load_split(config.dataset, split)
+    if len(source) < _NUM.value:
+        raise ValueError(f"{split} has {len(source)} images, fewer than --num_samples")
+    batch = source.batch(np.arange(_NUM.value))
+    images = batch["image"].astype(np.int32)
+    cond = None
+    if encode is not None:
+        cond = np.asarray(encode(variables, images))
+    elif labels is not None:
+        cond = batch["label"].astype(np.int32)
+    if _COMPLETE_SPLIT.value is None:
+        return jobs.decodings(images, cond, _NUM_COMPLETIONS.value)
+    rows = shape[0] // 2 if _COMPLETE_ROWS.value is None else _COMPLETE_ROWS.value
+    return jobs.completions(images, rows, _NUM_COMPLETIONS.value, cond)
+
+
+def main(argv):
+    launch.setup(argv)
+    workdir = _WORKDIR.value
+    try:
+        _checked_flags()
+        config = run_config.load_config(workdir)
+        if config is None:
+            raise FileNotFoundError(f"{workdir} has no {run_config.CONFIG_FILE}: not a run")
+        if _DATA_DIR.value is not None:
+            config.dataset.data_dir = _DATA_DIR.value
+        experiment = Experiment.build(config)
+        manager = checkpoints.make_manager(workdir, create=False)
+        params, step = checkpoints.restore_eval_params(
+            manager, experiment.abstract_state, _STEP.value
+        )
+        variables = {"params": params}
+        job = make_job(experiment, variables)
+        sampling.make_stepper(experiment.model, variables, _SAMPLER.value)  # fails early
+    except (ValueError, OSError) as e:
+        launch.fail("sample", e)
+    height, width, _ = experiment.image_shape
+    with progress_bar(total=height * width, unit="pixel", desc="sample") as bar:
+        samples = jobs.run(
+            job,
+            experiment.model,
+            variables,
+            experiment.mesh,
+            jax.random.key(_SEED.value),
+            _TEMPERATURE.value,
+            _SAMPLER.value,
+            on_row=lambda rows: bar.update(rows * width - bar.n),
+        )
+    if jax.process_index() == 0:
+        output = pathlib.Path(_OUTPUT.value)
+        save_png(output, job.grid(samples, config.model.num_levels))
+        np.save(output.with_suffix(".npy"), samples.astype(np.uint8))
+        print(
+            f"sample: {len(samples)} images from step {step} ({_SAMPLER.value} sampler) "
+            f"-> {output} and {output.with_suffix('.npy')}"
+        )
+
+
+if __name__ == "__main__":
+    launch.run(main)

@@ -1,0 +1,117 @@
+"""What to draw and how to show it: a `Job` holds the starting images, the
+known subpixels, the conditioning and the grid layout, for plain samples,
+samples per label, image completions and auto-encoder decodings. Shared by
+`experiments.sample` and the trainer's sample grids.
+"""
+
+import dataclasses
+import math
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from pixel_models import sampling
+from pixel_models.sampling.grid import make_grid, to_uint8
+from pixel_models.training import sharding
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """`start[N, H, W, C]` int32 and `known[N, H, W, C]` bool (kept subpixels);
+    `cond` (labels `[N]`, codes `[N, m]`) or None; the grid has `rows` rows,
+    each `shown[r]` (fixed cells, `[P, H, W, C]` levels, e.g. the original
+    and the occluded image) followed by N / rows samples."""
+
+    start: np.ndarray
+    known: np.ndarray
+    cond: np.ndarray | None
+    rows: int
+    shown: np.ndarray | None = None
+
+    def grid(self, samples: np.ndarray, num_levels: int) -> np.ndarray:
+        """The samples `[N, H, W, C]` (levels) as one uint8 image `[H', W', C]`;
+        cells past the last sample are grey."""
+        samples = np.asarray(samples, np.float64)
+        blank = np.full((-len(samples) % self.rows, *samples.shape[1:]), np.nan)
+        samples = np.concatenate([samples, blank]).reshape(self.rows, -1, *samples.shape[1:])
+        if self.shown is not None:
+            samples = np.concatenate([self.shown, samples], axis=1)
+        return make_grid(to_uint8(samples, num_levels))
+
+
+def unconditional(num_samples: int, image_shape: tuple[int, int, int]) -> Job:
+    """`num_samples` images from scratch, in rows of about sqrt(N)."""
+    start = np.zeros((num_samples, *image_shape), np.int32)
+    rows = math.ceil(num_samples / math.ceil(math.sqrt(num_samples)))
+    return Job(start, np.zeros(start.shape, bool), None, rows)
+
+
+def per_label(labels: list[int], per_row: int, image_shape: tuple[int, int, int]) -> Job:
+    """One row of `per_row` samples for each of `labels`."""
+    total = len(labels) * per_row
+    start = np.zeros((total, *image_shape), np.int32)
+    cond = np.repeat(np.asarray(labels, np.int32), per_row)
+    return Job(start, np.zeros(start.shape, bool), cond, len(labels))
+
+
+def completions(
+    images: np.ndarray, known_rows: int, num_completions: int, cond: np.ndarray | None = None
+) -> Job:
+    """Per image of `images[n, H, W, C]` a row: the image, the image with rows
+    `known_rows:` occluded (shown mid-grey), and `num_completions` samples of
+    the occluded rows given the rest. `cond` (`[n, ...]`) is repeated with them."""
+    height = images.shape[1]
+    if not 0 <= known_rows <= height:
+        raise ValueError(f"complete_rows={known_rows} must be in [0, {height}]")
+    start = np.repeat(np.asarray(images, np.int32), num_completions, axis=0)
+    known = np.zeros(start.shape, bool)
+    known[:, :known_rows] = True
+    occluded = np.asarray(images, np.float64).copy()
+    occluded[:, known_rows:] = np.nan  # shown grey
+    shown = np.stack([images, occluded], axis=1)
+    if cond is not None:
+        cond = np.repeat(np.asarray(cond), num_completions, axis=0)
+    return Job(start, known, cond, len(images), shown)
+
+
+def decodings(images: np.ndarray, codes: np.ndarray, num_decodings: int) -> Job:
+    """Per image a row: the image, then `num_decodings` samples of the
+    auto-encoder's decoder given the image's code `codes[n, m]`."""
+    start = np.zeros((len(images) * num_decodings, *images.shape[1:]), np.int32)
+    cond = np.repeat(np.asarray(codes, np.float32), num_decodings, axis=0)
+    return Job(start, np.zeros(start.shape, bool), cond, len(images), np.asarray(images)[:, None])
+
+
+def run(
+    job: Job,
+    model: nn.Module,
+    variables,
+    mesh: Mesh,
+    rng: jax.Array,
+    temperature: float = 1.0,
+    sampler: str = "fast",
+    on_row=None,
+) -> np.ndarray:
+    """Draw `job` with its batch sharded over `mesh` (padded to a multiple of
+    the devices); the samples `[N, H, W, C]` int32 on the host."""
+    total = len(job.start)
+    padded = -total % mesh.devices.size
+    leaves = {"start": job.start, "known": job.known}
+    if job.cond is not None:
+        leaves["cond"] = job.cond
+    leaves = {k: np.concatenate([v, v[:1].repeat(padded, 0)]) for k, v in leaves.items()}
+    batch = sharding.put_batch(mesh, leaves)
+    out = sampling.sample(
+        model,
+        variables,
+        rng,
+        batch["start"],
+        known=batch["known"],
+        cond=batch.get("cond"),
+        temperature=temperature,
+        sampler=sampler,
+        on_row=on_row,
+    )
+    return np.asarray(jax.device_get(out))[:total]

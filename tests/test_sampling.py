@@ -1,0 +1,154 @@
+"""The sampling loop and its command line: completion keeps the known
+subpixels, temperature -> 0 is deterministic, labels steer conditional
+samples, and `experiments.sample` writes the grid and the array it says."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import binarized_mnist
+from pixel_models import data, sampling
+from pixel_models.models.gated_pixelcnn import GatedPixelCNN
+from pixel_models.models.pixelcnn import PixelCNN
+from pixel_models.sampling import jobs
+from pixel_models.training import trainer
+from tests import model_checks
+from tests.test_trainer import cli, run_ok
+
+TINY = dict(hidden_dim=6, num_layers=2, output_hidden_dim=8)
+
+
+@pytest.fixture(scope="module")
+def rgb_model():
+    model = PixelCNN(4, **TINY)
+    variables = model_checks.random_variables(model, jnp.zeros((1, 3, 4, 3), jnp.int32))
+    return model, variables
+
+
+def test_completion_never_changes_the_known_subpixels(rgb_model):
+    model, variables = rgb_model
+    rng = np.random.default_rng(0)
+    given = jnp.asarray(rng.integers(0, 4, (3, 3, 4, 3)), jnp.int32)
+    known = jnp.asarray(rng.random(given.shape) < 0.5)
+    out = sampling.sample(model, variables, jax.random.key(0), given, known, sampler="naive")
+    np.testing.assert_array_equal(np.asarray(out)[np.asarray(known)], given[known])
+    assert (np.asarray(out)[~np.asarray(known)] != np.asarray(given)[~np.asarray(known)]).any()
+
+
+def test_temperature_to_zero_is_deterministic(rgb_model):
+    model, variables = rgb_model
+    start = jnp.zeros((2, 3, 4, 3), jnp.int32)
+    cold = [
+        sampling.sample(
+            model, variables, jax.random.key(s), start, temperature=1e-6, sampler="naive"
+        )
+        for s in (0, 1)
+    ]
+    np.testing.assert_array_equal(*cold)
+    warm = [
+        sampling.sample(model, variables, jax.random.key(s), start, sampler="naive") for s in (0, 1)
+    ]
+    assert not np.array_equal(*warm)
+
+
+def test_conditional_samples_follow_their_labels():
+    model = GatedPixelCNN(4, num_classes=2, **TINY)
+    x = jnp.zeros((2, 3, 4, 3), jnp.int32)
+    variables = model_checks.random_variables(model, x, jnp.zeros(2, jnp.int32))
+
+    def draw(labels):
+        cond = jnp.asarray(labels, jnp.int32)
+        return np.asarray(
+            sampling.sample(
+                model, variables, jax.random.key(0), x, cond=cond, temperature=1e-6, sampler="naive"
+            )
+        )
+
+    same, swapped = draw([0, 1]), draw([1, 0])
+    assert not np.array_equal(same[0], same[1])
+    np.testing.assert_array_equal(swapped, same[::-1])
+
+
+def test_unknown_sampler_and_bad_temperature_are_refused(rgb_model):
+    model, variables = rgb_model
+    start = jnp.zeros((1, 3, 4, 3), jnp.int32)
+    with pytest.raises(ValueError, match="unknown sampler 'slow'"):
+        sampling.sample(model, variables, jax.random.key(0), start, sampler="slow")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        sampling.sample(model, variables, jax.random.key(0), start, temperature=0.0)
+
+
+def test_grid_layout():
+    job = jobs.completions(np.ones((2, 5, 4, 1), np.int32), known_rows=2, num_completions=3)
+    assert job.start.shape == (6, 5, 4, 1) and job.known[:, :2].all() and not job.known[:, 2:].any()
+    image = job.grid(np.zeros((6, 5, 4, 1), np.int32), num_levels=2)
+    assert image.shape == (2 * 7 + 2, 5 * 6 + 2, 1)  # 2 rows; original, occluded, 3 completions
+    assert image[2, 2, 0] == 255 and image[2 + 3, 6 + 2, 0] == 128  # the occluded rows: grey
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data_dir):
+    workdir = tmp_path_factory.mktemp("sample_run")
+    config = binarized_mnist.get_config("pixelcnn,tiny")
+    config.dataset.data_dir = str(data_dir)
+    config.dataset.eval_split = "validation[:16]"
+    config.num_train_steps = 2
+    trainer.train(trainer.prepare(config, workdir), workdir)
+    return workdir
+
+
+def test_sample_cli_writes_the_grid_and_the_array(tiny_run, tmp_path):
+    output = tmp_path / "grid.png"
+    out, _ = run_ok(
+        "experiments.sample",
+        f"--workdir={tiny_run}",
+        "--num_samples=5",
+        f"--output={output}",
+        "--seed=3",
+    )
+    assert "5 images from step 2 (fast sampler)" in out
+    samples = np.load(output.with_suffix(".npy"))
+    assert samples.shape == (5, 28, 28, 1) and samples.dtype == np.uint8
+    assert set(np.unique(samples)) <= {0, 1}
+    # 5 samples in rows of ceil(sqrt(5)) = 3: 2 rows, 3 columns of 28 + 2 pixels.
+    assert Image.open(output).size == (3 * 30 + 2, 2 * 30 + 2)
+
+
+def test_sample_cli_completes_test_images(tiny_run, tmp_path, data_dir):
+    output = tmp_path / "completions.png"
+    run_ok(
+        "experiments.sample",
+        f"--workdir={tiny_run}",
+        "--num_samples=2",
+        f"--output={output}",
+        "--complete_split=test",
+        "--complete_rows=14",
+        "--num_completions=2",
+        "--sampler=naive",
+    )
+    samples = np.load(output.with_suffix(".npy"))
+    config = binarized_mnist.get_config("pixelcnn")
+    config.dataset.data_dir = str(data_dir)
+    originals = data.load_split(config.dataset, "test").batch(np.arange(2))["image"]
+    np.testing.assert_array_equal(samples[:, :14], np.repeat(originals, 2, axis=0)[:, :14])
+    assert Image.open(output).size == (4 * 30 + 2, 2 * 30 + 2)
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--temperature=0"], "--temperature=0.0 must be > 0"),
+        (["--labels=1,2"], "--labels given, but this run is not class-conditional"),
+        (["--output=grid.jpg"], "must name a .png file"),
+        (["--checkpoint_step=7"], "no checkpoint at step 7"),
+    ],
+)
+def test_bad_sample_flags_fail_with_one_line(tiny_run, tmp_path, flags, message):
+    args = [f"--workdir={tiny_run}", f"--output={tmp_path / 'grid.png'}", *flags]
+    process = cli("experiments.sample", *args)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert err.strip().splitlines()[-1].startswith("sample: error:") and message in err, err
+    assert not (tmp_path / "grid.png").exists()
