@@ -101,11 +101,16 @@ def test_one_step_on_8_devices_equals_1_device(data_dir):
 def tensorboard_steps(workdir, tag: str) -> list[int]:
     """The steps of `tag` as TensorBoard shows them: its own reader over
     every event file, stale points of a resumed run purged."""
+    return [event.step for event in tensorboard_events(workdir).Scalars(tag)]
+
+
+def tensorboard_events(workdir):
+    """TensorBoard's own reader over every event file of `workdir`, loaded."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(str(workdir / "tensorboard"))
     accumulator.Reload()
-    return [event.step for event in accumulator.Scalars(tag)]
+    return accumulator
 
 
 def test_killed_and_preempted_run_resumes_bitwise_identically(tmp_path, data_dir):
@@ -463,6 +468,15 @@ def test_ema_is_kept_and_evaluated(tmp_path, data_dir):
     ):
         np.testing.assert_allclose(e, 0.9 * old_e + 0.1 * p, rtol=1e-5, atol=1e-7)
     assert state.eval_params() is state.ema_params
+
+
+def test_training_writes_sample_grids(tmp_path, data_dir):
+    config = tiny_config(data_dir, num_train_steps=4, sample_every_steps=2, num_sample_images=4)
+    trainer.train(trainer.prepare(config, tmp_path), tmp_path)
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_2.png", "step_4.png"]
+    images = tensorboard_events(tmp_path).Images("samples")
+    assert [i.step for i in images] == [2, 4]
+    assert (images[0].height, images[0].width) == (2 * 30 + 2, 2 * 30 + 2)  # 4 samples, 2x2
 
 
 def test_pixelcnn_pp_keeps_its_ema_and_dropout_stream_across_a_resume(tmp_path, data_dir):
