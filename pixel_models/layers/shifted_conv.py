@@ -23,14 +23,13 @@ convolution reads its input with zeros inserted between the pixels. Kernels
 are `[kh, kw, in, out]` as `nn.Conv`'s.
 """
 
-import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from pixel_models.layers.tap_conv import tap_conv
+from pixel_models.layers.tap_conv import Tap, tap_conv
 
 
 def down_shift(x: jnp.ndarray) -> jnp.ndarray:
@@ -45,34 +44,90 @@ def right_shift(x: jnp.ndarray) -> jnp.ndarray:
     return jnp.pad(x, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]
 
 
+class _Layout(NamedTuple):
+    """A shifted convolution as a `tap_conv`: its input padded with `top` rows
+    of zeros above, `left` and `right` columns either side; kernel tap t read
+    from `starts[t]`, with `strides`."""
+
+    top: int
+    left: int
+    right: int
+    starts: list[Tap]
+    strides: tuple[int, int]
+
+
 class _TapConv(nn.Module):
-    """What the shifted convolutions share: the parameters and `_conv`."""
+    """What the shifted convolutions share: the parameters, and the convolution
+    as a `tap_conv` over a window of the (padded) input.
+
+    Each kind says, in `_layout`, how much zero padding goes above, left and
+    right of its input (none below), where each kernel tap starts, and the
+    strides; then `x -> valid(pad(x))` (of `dilate(x)` for the transposed
+    kinds). The fast samplers use the same two methods on parts of a map:
+    `window(start, size)` gives the region of the input that some outputs
+    read, `valid` computes them from it.
+    """
 
     features: int
     kernel_size: tuple[int, int]
     strides: tuple[int, int]
     dtype: Any = None
 
-    def _conv(
-        self,
-        x: jnp.ndarray,
-        rows: tuple[int, int, int],
-        cols: tuple[int, int, int],
-        starts: list[tuple[int, int]],
-        out_size: tuple[int, int],
-        strides: tuple[int, int],
-    ) -> jnp.ndarray:
-        """`x[B, H, W, in]` padded by `rows` and `cols` (low, high, interior,
-        as `lax.pad`), then `tap_conv` with kernel tap `(a, b)` at `starts[a * kw + b]`."""
-        kh, kw = self.kernel_size
+    def _layout(self) -> _Layout:
+        raise NotImplementedError
+
+    def _pad(self, x: jnp.ndarray) -> jnp.ndarray:
+        """`x[B, H, W, F]` with the layout's zeros above, left and right."""
+        layout = self._layout()
+        return jnp.pad(x, ((0, 0), (layout.top, 0), (layout.left, layout.right), (0, 0)))
+
+    def window(
+        self, start: tuple[jnp.ndarray, jnp.ndarray], size: tuple[int, int]
+    ) -> tuple[tuple[jnp.ndarray, jnp.ndarray], tuple[int, int]]:
+        """The input region that the outputs at rows `start[0] .. start[0] +
+        size[0] - 1` and columns `start[1] .. start[1] + size[1] - 1` read:
+        `(corner, shape)`, its top-left corner (negative or past the input's
+        width where it covers the zero padding; `start` may be traced) and its
+        static `(height, width)`. In input coordinates; for the transposed
+        convolutions, of the input as `dilate` spreads it."""
+        layout, (kh, kw) = self._layout(), self.kernel_size
+        (sh, sw), (row, col) = layout.strides, start
+        corner = (sh * row - layout.top, sw * col - layout.left)
+        return corner, (sh * (size[0] - 1) + kh, sw * (size[1] - 1) + kw)
+
+    @nn.compact
+    def valid(self, window: jnp.ndarray, gather: bool = False) -> jnp.ndarray:
+        """The outputs whose input region (`window`) is `window[B, h, w, in]`,
+        zeros where it covers the padding: `[B, ho, wo, features]`, computed
+        from it alone (`ho = (h - kh) // sh + 1`, `wo` alike).
+
+        `gather`: one GEMM over all kernel taps, on the taps' slices side by
+        side (an im2col). For the few outputs of a sampler's step, where a
+        launch per tap costs more than that copy; whole maps leave it to
+        `tap_conv`, which copies wide inputs less."""
+        layout, (kh, kw) = self._layout(), self.kernel_size
+        (sh, sw), (height, width) = layout.strides, window.shape[1:3]
         kernel = self.param(
-            "kernel", nn.initializers.lecun_normal(), (kh, kw, x.shape[-1], self.features)
+            "kernel", nn.initializers.lecun_normal(), (kh, kw, window.shape[-1], self.features)
         )
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        padded = jax.lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), rows, cols, (0, 0, 0)))
+        window, kernel, bias = nn.dtypes.promote_dtype(window, kernel, bias, dtype=self.dtype)
         kernel = kernel.reshape(kh * kw, *kernel.shape[2:])
-        return tap_conv(padded, kernel, starts, out_size, strides) + bias
+        out_size = ((height - kh) // sh + 1, (width - kw) // sw + 1)
+        if not gather:
+            return tap_conv(window, kernel, layout.starts, out_size, layout.strides) + bias
+        (ho, wo), (batch, features) = out_size, (window.shape[0], window.shape[-1])
+        taps = [
+            jax.lax.slice(
+                window,
+                (0, r, c, 0),
+                (batch, r + sh * (ho - 1) + 1, c + sw * (wo - 1) + 1, features),
+                (1, sh, sw, 1),
+            )
+            for r, c in layout.starts
+        ]
+        patches = jnp.concatenate(taps, axis=-1)
+        return tap_conv(patches, kernel.reshape(1, -1, self.features), [(0, 0)], out_size) + bias
 
 
 def _taps(kernel_size: tuple[int, int], flip: bool = False) -> list[tuple[int, int]]:
@@ -80,10 +135,6 @@ def _taps(kernel_size: tuple[int, int], flip: bool = False) -> list[tuple[int, i
     `(kh - 1 - a, kw - 1 - b)`."""
     kh, kw = kernel_size
     return [(kh - 1 - a, kw - 1 - b) if flip else (a, b) for a in range(kh) for b in range(kw)]
-
-
-def _downsampled(x: jnp.ndarray, strides: tuple[int, int]) -> tuple[int, int]:
-    return tuple(math.ceil(n / s) for n, s in zip(x.shape[1:3], strides, strict=True))
 
 
 class DownShiftedConv(_TapConv):
@@ -106,14 +157,15 @@ class DownShiftedConv(_TapConv):
     strides: tuple[int, int] = (1, 1)
     dtype: Any = None
 
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    def _layout(self) -> _Layout:
         kh, kw = self.kernel_size
+        return _Layout(kh - 1, kw // 2, kw // 2, _taps(self.kernel_size), self.strides)
+
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        kw = self.kernel_size[1]
         if kw % 2 == 0:
             raise ValueError(f"DownShiftedConv needs an odd kernel width, got {kw}")
-        size = _downsampled(x, self.strides)
-        rows, cols = (kh - 1, 0, 0), (kw // 2, kw // 2, 0)
-        return self._conv(x, rows, cols, _taps(self.kernel_size), size, self.strides)
+        return self.valid(self._pad(x))
 
 
 class DownRightShiftedConv(_TapConv):
@@ -136,32 +188,44 @@ class DownRightShiftedConv(_TapConv):
     strides: tuple[int, int] = (1, 1)
     dtype: Any = None
 
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    def _layout(self) -> _Layout:
         kh, kw = self.kernel_size
-        size = _downsampled(x, self.strides)
-        rows, cols = (kh - 1, 0, 0), (kw - 1, 0, 0)
-        return self._conv(x, rows, cols, _taps(self.kernel_size), size, self.strides)
+        return _Layout(kh - 1, kw - 1, 0, _taps(self.kernel_size), self.strides)
+
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        return self.valid(self._pad(x))
+
+
+def dilate(x: jnp.ndarray, strides: tuple[int, int]) -> jnp.ndarray:
+    """`x[B, H, W, F]` -> `[B, sh H, sw W, F]`: `x[i, j]` at `(sh i, sw j)`,
+    zeros elsewhere (`s - 1` after each pixel), what a transposed convolution reads."""
+    (sh, sw), zero = strides, jnp.zeros((), x.dtype)
+    return jax.lax.pad(x, zero, ((0, 0, 0), (0, sh - 1, sh - 1), (0, sw - 1, sw - 1), (0, 0, 0)))
 
 
 class _UpsamplingConv(_TapConv):
-    """A transposed shifted convolution."""
+    """A transposed shifted convolution: `x[B, H, W, F]` -> `[B, sh H, sw W,
+    features]`, a stride-1 convolution of `dilate(x)` with the kernel
+    flipped: output `(r, c)` sums `dilate(x)[r - a, c + left - b] @ kernel[a, b]`
+    (the reference's VALID transposed convolution, cropped to rows
+    `0 .. sh H - 1` and columns `left .. left + sw W - 1`)."""
 
-    def _upsample(self, x: jnp.ndarray, left: int) -> jnp.ndarray:
-        """`x[B, H, W, F]` -> `[B, sh H, sw W, features]`: a VALID transposed
-        convolution (input `(i, j)` reaches outputs `sh i .. sh i + kh - 1`,
-        `sw j .. sw j + kw - 1`), cropped to rows `0 .. sh H - 1` and columns
-        `left .. left + sw W - 1`. It reads `x` with `s - 1` zeros between
-        its pixels: output `(r, c)` sums `x_dilated[r - a, c + left - b] @ kernel[a, b]`."""
+    def _left(self) -> int:
+        """Columns of the uncropped output cut on the left."""
+        raise NotImplementedError
+
+    def _layout(self) -> _Layout:
+        (kh, kw), left = self.kernel_size, self._left()
+        return _Layout(kh - 1, kw - 1 - left, left, _taps(self.kernel_size, flip=True), (1, 1))
+
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        if kh < sh or kw - left < sw:
+        if kh < sh or kw - self._left() < sw:
             raise ValueError(
                 f"kernel_size {self.kernel_size} too small for strides {self.strides}: some "
                 "outputs would see no input"
             )
-        size = (sh * x.shape[1], sw * x.shape[2])
-        rows, cols = (kh - 1, sh - 1, sh - 1), (kw - 1 - left, sw - 1 + left, sw - 1)
-        return self._conv(x, rows, cols, _taps(self.kernel_size, flip=True), size, (1, 1))
+        return self.valid(self._pad(dilate(x, self.strides)))
 
 
 class DownShiftedConvTranspose(_UpsamplingConv):
@@ -185,12 +249,14 @@ class DownShiftedConvTranspose(_UpsamplingConv):
     strides: tuple[int, int] = (2, 2)
     dtype: Any = None
 
-    @nn.compact
+    def _left(self) -> int:
+        return self.kernel_size[1] // 2
+
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         kw = self.kernel_size[1]
         if kw % 2 == 0:
             raise ValueError(f"DownShiftedConvTranspose needs an odd kernel width, got {kw}")
-        return self._upsample(x, kw // 2)
+        return super().__call__(x)
 
 
 class DownRightShiftedConvTranspose(_UpsamplingConv):
@@ -213,6 +279,5 @@ class DownRightShiftedConvTranspose(_UpsamplingConv):
     strides: tuple[int, int] = (2, 2)
     dtype: Any = None
 
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        return self._upsample(x, 0)
+    def _left(self) -> int:
+        return 0

@@ -15,6 +15,11 @@ storing its activations (long scans, big images).
 Gates are laid out gate-major (`[i | f | o | g]`, h units each) and unit u of
 every gate has the colour group of state unit u, so the mask-B input-to-state
 conv (`out_blocks=4`) keeps R -> G -> B causal.
+
+The submodules are built by `nn.nowrap` methods and the recurrences' updates
+are functions (`row_lstm_update`, `diagonal_lstm_update`), so that the fast
+sampler (`pixel_models.sampling.fast_pixelrnn`) evaluates the same layers one
+pixel at a time, carrying the LSTM states.
 """
 
 from typing import Any
@@ -26,6 +31,7 @@ import jax.numpy as jnp
 from pixel_models.distributions import CategoricalModel
 from pixel_models.layers.masked_conv import MaskedConv
 from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
+from pixel_models.sampling import Stepper
 
 
 def lstm_update(gates: jnp.ndarray, cell: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -33,6 +39,30 @@ def lstm_update(gates: jnp.ndarray, cell: jnp.ndarray) -> tuple[jnp.ndarray, jnp
     i, f, o, g = jnp.split(gates, 4, axis=-1)
     cell = jax.nn.sigmoid(f) * cell + jax.nn.sigmoid(i) * jnp.tanh(g)
     return jax.nn.sigmoid(o) * jnp.tanh(cell), cell
+
+
+def row_lstm_update(
+    kernel: jnp.ndarray, pre: jnp.ndarray, above: jnp.ndarray, cell: jnp.ndarray
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The Row LSTM at (i, j): `pre[..., 4h]` its input-to-state gates,
+    `above[..., k, h]` the hidden states at (i-1, j-k//2 .. j+k//2) (zeros
+    outside the image), `cell[..., h]` the cell at (i-1, j), `kernel[k*h, 4h]`
+    -> `(hidden, cell)`, both `[..., h]`."""
+    window = above.reshape(*above.shape[:-2], -1)
+    return lstm_update(pre + window @ kernel, cell)
+
+
+def diagonal_lstm_update(
+    kernel: jnp.ndarray,
+    pre: jnp.ndarray,
+    above: jnp.ndarray,
+    left: jnp.ndarray,
+    cell: jnp.ndarray,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The Diagonal LSTM at (i, j): `pre[..., 4h]` its input-to-state gates,
+    `above`, `left` the hidden states `[..., h]` at (i-1, j) and (i, j-1),
+    `cell` the cell at (i, j-1), `kernel[2h, 4h]` -> `(hidden, cell)`."""
+    return lstm_update(pre + jnp.concatenate([above, left], axis=-1) @ kernel, cell)
 
 
 def skew(x: jnp.ndarray) -> jnp.ndarray:
@@ -72,21 +102,28 @@ class RowLSTMLayer(nn.Module):
     remat: bool = False
     dtype: Any = None
 
+    @nn.nowrap
+    def input_to_state(self) -> MaskedConv:
+        """The `1 x kernel_size` mask-B conv to the gates `[..., 4h]`."""
+        shape = (1, self.kernel_size)
+        return MaskedConv(
+            4 * self.hidden_dim, shape, "B", self.num_colors, out_blocks=4, dtype=self.dtype
+        )
+
     @nn.compact
     def __call__(self, z: jnp.ndarray, pixels: jnp.ndarray) -> jnp.ndarray:
         del pixels  # the row above is seen through z: the paper's triangle
         h, k = self.hidden_dim, self.kernel_size
-        pre = MaskedConv(4 * h, (1, k), "B", self.num_colors, out_blocks=4, dtype=self.dtype)(z)
+        pre = self.input_to_state()(z)
         kernel = self.param("state_kernel", nn.initializers.lecun_normal(), (k * h, 4 * h))
         kernel = jnp.asarray(kernel, pre.dtype)
-        batch, _, width, _ = pre.shape
+        width = pre.shape[2]
 
         def step(carry, pre_row):  # pre_row [B, W, 4h]
             hidden, cell = carry
             padded = jnp.pad(hidden, ((0, 0), (k // 2, k // 2), (0, 0)))
-            window = jnp.concatenate([padded[:, d : d + width] for d in range(k)], axis=-1)
-            gates = pre_row + (window.reshape(batch * width, k * h) @ kernel).reshape(pre_row.shape)
-            hidden, cell = lstm_update(gates, cell)
+            above = jnp.stack([padded[:, d : d + width] for d in range(k)], axis=-2)
+            hidden, cell = row_lstm_update(kernel, pre_row, above, cell)
             return (hidden, cell), hidden
 
         hidden = _scan_lstm(step, jnp.moveaxis(pre, 1, 0), h, self.remat)
@@ -103,20 +140,25 @@ class DiagonalLSTM(nn.Module):
     remat: bool = False
     dtype: Any = None
 
+    @nn.nowrap
+    def input_to_state(self) -> MaskedConv:
+        """The 1x1 mask-B conv to the gates `[..., 4h]`."""
+        return MaskedConv(
+            4 * self.hidden_dim, (1, 1), "B", self.num_colors, out_blocks=4, dtype=self.dtype
+        )
+
     @nn.compact
     def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
         h = self.hidden_dim
-        pre = MaskedConv(4 * h, (1, 1), "B", self.num_colors, out_blocks=4, dtype=self.dtype)(z)
+        pre = self.input_to_state()(z)
         kernel = self.param("state_kernel", nn.initializers.lecun_normal(), (2 * h, 4 * h))
         kernel = jnp.asarray(kernel, pre.dtype)
-        batch, height, width, _ = pre.shape
+        height, width = pre.shape[1:3]
 
         def step(carry, pre_column):  # pre_column [B, H, 4h]
             hidden, cell = carry
             above = jnp.pad(hidden, ((0, 0), (1, 0), (0, 0)))[:, :height]
-            window = jnp.concatenate([above, hidden], axis=-1).reshape(batch * height, 2 * h)
-            gates = pre_column + (window @ kernel).reshape(pre_column.shape)
-            hidden, cell = lstm_update(gates, cell)
+            hidden, cell = diagonal_lstm_update(kernel, pre_column, above, hidden, cell)
             return (hidden, cell), hidden
 
         hidden = _scan_lstm(step, jnp.moveaxis(skew(pre), 2, 0), h, self.remat)
@@ -142,11 +184,19 @@ class DiagonalBiLSTMLayer(nn.Module):
     remat: bool = False
     dtype: Any = None
 
+    @nn.nowrap
+    def directions(self) -> tuple[DiagonalLSTM, DiagonalLSTM]:
+        """The forward (colour-masked) and mirrored (reads `[z, pixels]`) LSTMs."""
+        return (
+            DiagonalLSTM(self.hidden_dim, self.num_colors, self.remat, self.dtype),
+            DiagonalLSTM(self.hidden_dim, 1, self.remat, self.dtype),
+        )
+
     @nn.compact
     def __call__(self, z: jnp.ndarray, pixels: jnp.ndarray) -> jnp.ndarray:
-        forward = DiagonalLSTM(self.hidden_dim, self.num_colors, self.remat, self.dtype)(z)
+        forward, backward = self.directions()
         mirrored = jnp.concatenate([z, pixels.astype(z.dtype)], axis=-1)[:, :, ::-1]
-        backward = DiagonalLSTM(self.hidden_dim, 1, self.remat, self.dtype)(mirrored)[:, :, ::-1]
+        forward, backward = forward(z), backward(mirrored)[:, :, ::-1]
         backward = jnp.pad(backward, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
         return forward + backward
 
@@ -166,26 +216,50 @@ class PixelRNN(CategoricalModel, nn.Module):
     remat: bool = False
     dtype: Any = None
 
+    # Flax names the submodules in the order __call__ builds them: the fast
+    # sampler reads their parameters under these names.
+    @nn.nowrap
     def recurrent_layer(self, num_colors: int) -> nn.Module:
+        """Layer l (parameters `<class>_l`): `(z[B, H, W, 2h], pixels) -> [B, H, W, h]`."""
         raise NotImplementedError("use RowLSTM or DiagonalBiLSTM")
+
+    @nn.nowrap
+    def input_conv(self, num_colors: int) -> MaskedConv:
+        """The mask-A conv pixels -> `z[..., 2h]` (parameters `MaskedConv_0`)."""
+        k = self.input_kernel_size
+        return MaskedConv(2 * self.hidden_dim, (k, k), "A", num_colors, dtype=self.dtype)
+
+    @nn.nowrap
+    def residual_conv(self, num_colors: int) -> MaskedConv:
+        """Layer l's 1x1 mask-B conv h -> 2h (parameters `MaskedConv_{l+1}`)."""
+        return MaskedConv(2 * self.hidden_dim, (1, 1), "B", num_colors, dtype=self.dtype)
+
+    @nn.nowrap
+    def output_stack(self, num_colors: int) -> CategoricalOutput:
+        """`z[..., 2h]` -> logits `[..., C, K]` (parameters `CategoricalOutput_0`)."""
+        return CategoricalOutput(self.output_hidden_dim, self.num_levels, num_colors, self.dtype)
+
+    @nn.nowrap
+    def check_unconditional(self, cond) -> None:
+        """Raise unless `cond` is None."""
+        if cond is not None:
+            raise ValueError(f"{type(self).__name__} is unconditional: call it with cond=None")
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, cond=None, train: bool = False) -> jnp.ndarray:
         del train  # no dropout or batch statistics
-        if cond is not None:
-            raise ValueError(f"{type(self).__name__} is unconditional: call it with cond=None")
+        self.check_unconditional(cond)
         num_colors = x.shape[-1]
-        k = self.input_kernel_size
         pixels = scale_pixels(x, self.num_levels)
-        z = MaskedConv(2 * self.hidden_dim, (k, k), "A", num_colors, dtype=self.dtype)(pixels)
+        z = self.input_conv(num_colors)(pixels)
         outputs = []
         for _ in range(self.num_layers):
             hidden = self.recurrent_layer(num_colors)(z, pixels)
-            z = z + MaskedConv(z.shape[-1], (1, 1), "B", num_colors, dtype=self.dtype)(hidden)
+            z = z + self.residual_conv(num_colors)(hidden)
             outputs.append(z)
         if self.skip_connections:
             z = sum(outputs)
-        return CategoricalOutput(self.output_hidden_dim, self.num_levels, num_colors, self.dtype)(z)
+        return self.output_stack(num_colors)(z)
 
 
 class RowLSTM(PixelRNN):
@@ -194,12 +268,31 @@ class RowLSTM(PixelRNN):
 
     kernel_size: int = 3
 
-    def recurrent_layer(self, num_colors: int) -> nn.Module:
+    @nn.nowrap
+    def recurrent_layer(self, num_colors: int) -> RowLSTMLayer:
         return RowLSTMLayer(self.hidden_dim, num_colors, self.kernel_size, self.remat, self.dtype)
+
+    @nn.nowrap
+    def fast_stepper(self, variables, cond=None) -> Stepper:
+        """Carries the LSTM states: O(1 pixel) per step (`fast_pixelrnn`)."""
+        from pixel_models.sampling import fast_pixelrnn  # imports this module
+
+        self.check_unconditional(cond)
+        return fast_pixelrnn.row_lstm_stepper(self, variables)
 
 
 class DiagonalBiLSTM(PixelRNN):
     """PixelRNN with Diagonal BiLSTM layers: every earlier pixel in view."""
 
-    def recurrent_layer(self, num_colors: int) -> nn.Module:
+    @nn.nowrap
+    def recurrent_layer(self, num_colors: int) -> DiagonalBiLSTMLayer:
         return DiagonalBiLSTMLayer(self.hidden_dim, num_colors, self.remat, self.dtype)
+
+    @nn.nowrap
+    def fast_stepper(self, variables, cond=None) -> Stepper:
+        """Carries the LSTM states: O(1 pixel) per step, plus the mirrored
+        direction's row above at a row's start (`fast_pixelrnn`)."""
+        from pixel_models.sampling import fast_pixelrnn  # imports this module
+
+        self.check_unconditional(cond)
+        return fast_pixelrnn.diagonal_bilstm_stepper(self, variables)

@@ -54,13 +54,30 @@ def sample(
       on_row: called with the number of rows done after each row (progress).
 
     Batches keep their sharding: pass `x` (and `known`, `cond`) sharded over
-    devices and every step runs sharded.
+    devices and every step runs sharded. Matmuls run at full float32
+    precision (not TF32): the two samplers compute the same parameters in
+    different orders, and rounding that coarse would let them draw
+    different values.
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     x = jnp.asarray(x, jnp.int32)
     known = jnp.zeros(x.shape, bool) if known is None else jnp.asarray(known, bool)
     stepper = make_stepper(model, variables, sampler, cond)
+    with jax.default_matmul_precision("highest"):  # GPUs default to TF32: see the docstring
+        return _every_row(model, stepper, x, known, rng, temperature, on_row)
+
+
+def _every_row(
+    model: nn.Module,
+    stepper: Stepper,
+    x: jnp.ndarray,
+    known: jnp.ndarray,
+    rng: jax.Array,
+    temperature: float,
+    on_row: Callable[[int], None] | None,
+) -> jnp.ndarray:
+    """`sample_rows` for each row in turn, compiled once."""
     rows = jax.jit(
         lambda state, x, row: sample_rows(model, stepper, state, x, known, rng, row, temperature)
     )
