@@ -1,9 +1,10 @@
 """Run by test_trainer.py in a subprocess with 8 forced CPU devices: one
 train step and one full evaluation on 8 devices and on 1, compared, and
-again on 8 devices with each batch taken in 2 chunks.
+again on 8 devices with each batch taken in 2 chunks; then 8 samples drawn
+with the batch sharded over the 8 devices and on 1.
 
 Prints one JSON line: max relative differences, the collectives the chunked
-steps compile to, and the batch-size error.
+steps compile to, the batch-size error, and whether the samples agree.
 """
 
 import json
@@ -14,6 +15,7 @@ import numpy as np
 
 from configs import binarized_mnist
 from pixel_models import data
+from pixel_models.sampling import jobs
 from pixel_models.training import evaluation
 from pixel_models.training.experiment import Experiment
 
@@ -58,6 +60,13 @@ def main():
         result = evaluation.evaluate(experiment, state.params, test)
         results[name] = jax.device_get((metrics["loss"], state.params, result["nll_nats"]))
         results[name + "_shards"] = len(batch["image"].sharding.device_set)
+        if name != "8_chunked":
+            job = jobs.unconditional(8, experiment.image_shape)
+            variables = {"params": state.params}
+            rng = jax.random.key(0)
+            results[name + "_samples"] = jobs.run(
+                job, experiment.model, variables, experiment.mesh, rng
+            )
     bad = config.copy_and_resolve_references()
     bad.batch_size = 12
     try:
@@ -76,6 +85,7 @@ def main():
                 "chunked_rel_diff": max_rel_diff(results["8_chunked"], results["1"]),
                 "chunked_collectives": sorted(collectives),
                 "batch_error": error,
+                "same_samples": bool(np.array_equal(results["8_samples"], results["1_samples"])),
             }
         )
     )

@@ -96,6 +96,7 @@ def test_one_step_on_8_devices_equals_1_device(data_dir):
     assert result["chunked_rel_diff"] < 1e-5
     assert result["chunked_collectives"] == ["all-reduce"]  # sums; no rows move
     assert "multiple of the number of devices (8)" in result["batch_error"]
+    assert result["same_samples"]  # a sample batch sharded over 8 devices draws the same
 
 
 def tensorboard_steps(workdir, tag: str) -> list[int]:
