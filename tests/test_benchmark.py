@@ -20,9 +20,12 @@ FAKE_PEER = shlex.join(
 
 def test_benchmark_figures():
     config = binarized_mnist.get_config("pixelcnn,tiny")
-    result = benchmark.benchmark(config, seconds=0.2)
+    result = benchmark.benchmark(config, seconds=0.2, sample_rows=1)
     assert result["train_images_per_sec"] > 0 and result["eval_images_per_sec"] > 0
     assert result["num_params"] > 0 and result["devices"] >= 1 and result["peak_rss_mb"] > 0
+    assert result["train_gflops_per_image"] > 0
+    fast, naive = result["fast_sample_images_per_sec"], result["naive_sample_images_per_sec"]
+    assert fast > naive > 0 and result["sample_speedup"] == pytest.approx(fast / naive, rel=0.01)
 
 
 def test_benchmark_against_a_peer_reports_median_ratios():
