@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
 from configs import binarized_mnist, cifar10, mnist
 from pixel_models import MODELS, data, likelihood
@@ -279,6 +280,15 @@ def test_a_conditional_model_trains_and_evaluates_on_real_labels(tmp_path, data_
     other = (test["label"] + 1) % 10
     wrong = -likelihood.log_prob(model, params, test["image"], other.astype(np.int32))
     assert abs(float(wrong.mean()) - result["nll_nats"]) > 1e-3
+
+    # Samples of a conditional run: one row per label.
+    output = tmp_path / "labels.png"
+    args = ["--num_samples=2", "--labels=3,7", f"--output={output}"]
+    run_ok("experiments.sample", f"--workdir={workdir}", *args)
+    assert np.load(output.with_suffix(".npy")).shape == (4, 28, 28, 1)
+    assert Image.open(output).size == (2 * 30 + 2, 2 * 30 + 2)
+    process = cli("experiments.sample", f"--workdir={workdir}", *args[:1], "--labels=10", args[2])
+    assert "--labels must be in [0, 10)" in process.communicate(timeout=120)[1]
 
 
 def test_a_dataset_without_labels_refuses_a_conditional_run(data_dir):
