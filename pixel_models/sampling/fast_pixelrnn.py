@@ -29,11 +29,10 @@ to keep the old value for the read.
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from pixel_models.layers.masked_conv import MaskedConv, centre_mask, tap_offsets
+from pixel_models.layers.masked_conv import MaskedConv
 from pixel_models.layers.pixel_io import scale_pixels
 from pixel_models.models.pixelrnn import (
     DiagonalBiLSTM,
@@ -81,22 +80,14 @@ def _masked_conv_at(conv: MaskedConv, params, window: jnp.ndarray) -> jnp.ndarra
 
     `window[B, rows, cols, in]` is its input around the position, which is
     at `[:, kh//2, kw//2]`; it must hold every tap of the conv's region
-    (e.g. rows above and the own row: `kh//2 + 1` rows). The taps and the
-    centre mask are `MaskedConv`'s; one matmul instead of a conv over the
-    window, whose other outputs a step does not need.
+    (e.g. rows above and the own row: `kh//2 + 1` rows). `MaskedConv.at`
+    computes the one output from the part of it the taps read.
     """
     kh, kw = conv.kernel_size
-    centre = centre_mask(
-        window.shape[-1], conv.features, conv.num_colors, conv.mask_type, conv.out_blocks
-    )
-    taps = [t for t in tap_offsets(conv.kernel_size, conv.region) if t != (0, 0) or centre.any()]
-    kernel = params["kernel"]
-    if (0, 0) in taps:
-        kernel = kernel.at[taps.index((0, 0))].multiply(centre)
-    inputs = jnp.stack([window[:, kh // 2 + dy, kw // 2 + dx] for dy, dx in taps], axis=1)
-    inputs, kernel = nn.dtypes.promote_dtype(inputs, kernel, dtype=conv.dtype)
-    y = jnp.einsum("bti,tio->bo", inputs, kernel)
-    return y + jnp.asarray(params["bias"], y.dtype) if conv.use_bias else y
+    (top, bottom), (left, right) = conv.padding(window.shape[-1])
+    taps = window[:, kh // 2 - top : kh // 2 + bottom + 1, kw // 2 - left : kw // 2 + right + 1]
+    out = conv.apply({"params": params}, taps, 0, 0, method=MaskedConv.at)
+    return out[:, 0, 0]
 
 
 def _pixel_stepper(
