@@ -121,21 +121,20 @@ def main(argv):
         )
         variables = {"params": params}
         job = make_job(experiment, variables)
-        sampling.make_stepper(experiment.model, variables, _SAMPLER.value)  # fails early
+        height, width, _ = experiment.image_shape
+        with progress_bar(total=height * width, unit="pixel", desc="sample") as bar:
+            samples = jobs.run(
+                job,
+                experiment.model,
+                variables,
+                experiment.mesh,
+                jax.random.key(_SEED.value),
+                _TEMPERATURE.value,
+                _SAMPLER.value,
+                on_row=lambda rows: bar.update(rows * width - bar.n),
+            )
     except (ValueError, OSError) as e:
         launch.fail("sample", e)
-    height, width, _ = experiment.image_shape
-    with progress_bar(total=height * width, unit="pixel", desc="sample") as bar:
-        samples = jobs.run(
-            job,
-            experiment.model,
-            variables,
-            experiment.mesh,
-            jax.random.key(_SEED.value),
-            _TEMPERATURE.value,
-            _SAMPLER.value,
-            on_row=lambda rows: bar.update(rows * width - bar.n),
-        )
     if jax.process_index() == 0:
         output = pathlib.Path(_OUTPUT.value)
         save_png(output, job.grid(samples, config.model.num_levels))

@@ -152,3 +152,25 @@ def test_bad_sample_flags_fail_with_one_line(tiny_run, tmp_path, flags, message)
     assert process.returncode != 0
     assert err.strip().splitlines()[-1].startswith("sample: error:") and message in err, err
     assert not (tmp_path / "grid.png").exists()
+
+
+def test_sample_cli_decodes_the_autoencoders_codes(tmp_path, data_dir):
+    """The auto-encoder's fast sampler needs a code: the CLI encodes eval
+    images and decodes each code `--num_completions` times."""
+    workdir = tmp_path / "ae"
+    run_ok(
+        "experiments.train",
+        "--config=configs/cifar10.py:pixelcnn_autoencoder,tiny",
+        f"--workdir={workdir}",
+        f"--config.dataset.data_dir={data_dir}",
+        "--config.dataset.train_split=train[:16]",
+        "--config.dataset.eval_split=train[16:24]",
+        "--config.num_train_steps=1",
+    )
+    output = tmp_path / "decodings.png"
+    args = ["--num_samples=2", "--num_completions=3", f"--output={output}"]
+    out, _ = run_ok("experiments.sample", f"--workdir={workdir}", *args)
+    assert "6 images from step 1 (fast sampler)" in out
+    assert np.load(output.with_suffix(".npy")).shape == (6, 32, 32, 3)
+    # 2 rows: the image, then 3 decodings of its code.
+    assert Image.open(output).size == (4 * 34 + 2, 2 * 34 + 2)
