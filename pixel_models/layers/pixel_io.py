@@ -38,3 +38,17 @@ class CategoricalOutput(nn.Module):
         return logits.reshape(*logits.shape[:-1], self.num_colors, self.num_levels).astype(
             jnp.float32
         )
+
+
+def categorical_output(model: nn.Module, num_colors: int) -> CategoricalOutput:
+    """The output stack of `model` (its `output_hidden_dim`, `num_levels` and
+    `dtype`), named `CategoricalOutput_0`: inside the model's `__call__` its
+    submodule, outside it an unbound module that the fast samplers bind to
+    those parameters."""
+    return CategoricalOutput(
+        model.output_hidden_dim,
+        model.num_levels,
+        num_colors,
+        model.dtype,
+        name="CategoricalOutput_0",
+    )

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 from pixel_models.distributions import CategoricalModel
 from pixel_models.layers.conditioning import condition_bias
 from pixel_models.layers.gated import GatedLayer
-from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
+from pixel_models.layers.pixel_io import categorical_output, scale_pixels
 from pixel_models.sampling import Stepper, fast_gated
 
 
@@ -88,7 +88,7 @@ class GatedPixelCNN(CategoricalModel, nn.Module):
         for i, layer in enumerate(self.layers(num_colors)):
             v, h, skip = layer(v, h, None if biases is None else biases[:, i])
             skips = skip if skips is None else skips + skip
-        return self.output_stack(num_colors)(skips)
+        return categorical_output(self, num_colors)(skips)
 
     @nn.nowrap
     def fast_stepper(self, variables, cond=None) -> Stepper:
@@ -115,17 +115,6 @@ class GatedPixelCNN(CategoricalModel, nn.Module):
             )
             for i in range(self.num_layers)
         ]
-
-    @nn.nowrap
-    def output_stack(self, num_colors: int) -> CategoricalOutput:
-        """The pointwise output stack, the summed skips (p maps) -> logits."""
-        return CategoricalOutput(
-            self.output_hidden_dim,
-            self.num_levels,
-            num_colors,
-            self.dtype,
-            name="CategoricalOutput_0",
-        )
 
     def _check_fields(self) -> None:
         if self.num_layers < 1:

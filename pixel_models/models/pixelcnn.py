@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from pixel_models.distributions import CategoricalModel
 from pixel_models.layers.masked_conv import MaskedConv
-from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
+from pixel_models.layers.pixel_io import categorical_output, scale_pixels
 from pixel_models.sampling import Stepper, fast_pixelcnn
 
 
@@ -79,7 +79,7 @@ class PixelCNN(CategoricalModel, nn.Module):
         z = self.input_conv(num_colors)(scale_pixels(x, self.num_levels))
         for block in self.blocks(num_colors):
             z = block(z)
-        return self.output_stack(num_colors)(z)
+        return categorical_output(self, num_colors)(z)
 
     # Factories of the submodules: inside `__call__` they make its submodules;
     # outside (`nn.nowrap`) unbound modules of the same names, which the fast
@@ -102,17 +102,6 @@ class PixelCNN(CategoricalModel, nn.Module):
             )
             for b in range(self.num_layers)
         ]
-
-    @nn.nowrap
-    def output_stack(self, num_colors: int) -> CategoricalOutput:
-        """The pointwise output stack, 2h maps -> logits."""
-        return CategoricalOutput(
-            self.output_hidden_dim,
-            self.num_levels,
-            num_colors,
-            self.dtype,
-            name="CategoricalOutput_0",
-        )
 
     @nn.nowrap
     def fast_stepper(self, variables, cond=None) -> Stepper:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from pixel_models.distributions import CategoricalModel
 from pixel_models.layers.masked_conv import MaskedConv
-from pixel_models.layers.pixel_io import CategoricalOutput, scale_pixels
+from pixel_models.layers.pixel_io import categorical_output, scale_pixels
 from pixel_models.sampling import Stepper
 
 
@@ -235,11 +235,6 @@ class PixelRNN(CategoricalModel, nn.Module):
         return MaskedConv(2 * self.hidden_dim, (1, 1), "B", num_colors, dtype=self.dtype)
 
     @nn.nowrap
-    def output_stack(self, num_colors: int) -> CategoricalOutput:
-        """`z[..., 2h]` -> logits `[..., C, K]` (parameters `CategoricalOutput_0`)."""
-        return CategoricalOutput(self.output_hidden_dim, self.num_levels, num_colors, self.dtype)
-
-    @nn.nowrap
     def check_unconditional(self, cond) -> None:
         """Raise unless `cond` is None."""
         if cond is not None:
@@ -259,7 +254,7 @@ class PixelRNN(CategoricalModel, nn.Module):
             outputs.append(z)
         if self.skip_connections:
             z = sum(outputs)
-        return self.output_stack(num_colors)(z)
+        return categorical_output(self, num_colors)(z)
 
 
 class RowLSTM(PixelRNN):

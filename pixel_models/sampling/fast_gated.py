@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from pixel_models.layers.gated import GatedLayer, gate
-from pixel_models.layers.pixel_io import scale_pixels
+from pixel_models.layers.pixel_io import categorical_output, scale_pixels
 from pixel_models.sampling.fast_pixelcnn import bind, padded_zeros, write, write_image
 from pixel_models.sampling.sampler import Stepper
 
@@ -120,7 +120,7 @@ def gated_stepper(model: "GatedPixelCNN", variables, cond=None) -> Stepper:
                 bias(state["biases"], n),
             )
             skips = skip if skips is None else skips + skip
-        logits = bind(model.output_stack(colors), params)(skips)
+        logits = bind(categorical_output(model, colors), params)(skips)
         new_state = state | {
             "image": image,
             "vertical": vertical,

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from pixel_models.layers.masked_conv import MaskedConv
-from pixel_models.layers.pixel_io import scale_pixels
+from pixel_models.layers.pixel_io import categorical_output, scale_pixels
 from pixel_models.sampling.sampler import Stepper
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def pixelcnn_stepper(model: "PixelCNN", variables) -> Stepper:
             cache = write(cache, middle, block.middle_input(into, z), i, j)
             z = block.residual(out, z, middle.at(cache, i, j))
             caches.append(cache)
-        logits = bind(model.output_stack(colors), params)(z)
+        logits = bind(categorical_output(model, colors), params)(z)
         return {"image": image, "blocks": caches}, logits
 
     return Stepper(init=init, step=step)

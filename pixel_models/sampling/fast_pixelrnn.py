@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from pixel_models.layers.masked_conv import MaskedConv
-from pixel_models.layers.pixel_io import scale_pixels
+from pixel_models.layers.pixel_io import categorical_output, scale_pixels
 from pixel_models.models.pixelrnn import (
     DiagonalBiLSTM,
     DiagonalBiLSTMLayer,
@@ -139,7 +139,7 @@ def _pixel_stepper(
             outputs.append(z)
         if model.skip_connections:
             z = sum(outputs)
-        logits = model.output_stack(num_colors).apply(
+        logits = categorical_output(model, num_colors).apply(
             {"params": params["CategoricalOutput_0"]}, z[:, None, None]
         )
         return (tuple(new_caches), jnp.maximum(rows_done, i)), logits
