@@ -8,6 +8,7 @@ does not restore (damaged files) is skipped with a warning, falling back to
 the one before it.
 """
 
+import logging as std_logging
 import pathlib
 import sys
 from typing import Any
@@ -130,11 +131,14 @@ def _ignore_closed_loop_callbacks() -> None:
     """Silence the noise of a failed restore, keeping every other report.
 
     When one read of a damaged checkpoint fails, orbax closes its asyncio
-    loop with TensorStore reads still in flight; as they finish, TensorStore's
+    loop with TensorStore reads still in flight. As they finish, TensorStore's
     threads call the closed loop and report each `RuntimeError: Event loop is
     closed` through `sys.unraisablehook` (dozens of tracebacks, some before
-    the restore has raised). From the first restore on, the hook drops
-    exactly those.
+    the restore has raised), and the failed reads that nobody awaits any more
+    are logged by asyncio as "Future exception was never retrieved" when they
+    are collected. From the first restore on, the hook and a filter on the
+    `asyncio` logger drop exactly those; the restore's own error is reported
+    by `restore_latest`.
     """
     previous = sys.unraisablehook
     if getattr(previous, "ignores_closed_loop", False):
@@ -147,3 +151,14 @@ def _ignore_closed_loop_callbacks() -> None:
 
     hook.ignores_closed_loop = True
     sys.unraisablehook = hook
+    std_logging.getLogger("asyncio").addFilter(_drop_unretrieved_tensorstore_errors)
+
+
+def _drop_unretrieved_tensorstore_errors(record: std_logging.LogRecord) -> bool:
+    """False for asyncio's report of a TensorStore read error nobody awaited."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not (
+        str(record.msg).startswith("Future exception was never retrieved")
+        and error is not None
+        and "tensorstore_spec" in str(error)
+    )
