@@ -49,6 +49,8 @@ def test_counts_shapes_and_levels(data_dir, name, split, count):
 
 @pytest.mark.parametrize("name", ["imagenet32", "imagenet64"])
 def test_imagenet_file_counts_add_up_to_the_published_totals(name):
+    """The spec keeps the release's layout; the loader takes a split's size
+    from its files' headers (tests/test_imagenet.py)."""
     spec = data.get_spec(name)
     assert (spec.num_examples("train"), spec.num_examples("validation")) == (1_281_167, 50_000)
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from pixel_models.data import formats
 
-Arrays = tuple[np.ndarray, np.ndarray | None]
+# Images `[n, H, W, C]` (an array, or planar rows converted as indexed) and labels or None.
+Arrays = tuple[np.ndarray | formats.PlanarImages, np.ndarray | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +20,7 @@ class Shard:
     Attributes:
       paths: the files (relative to the data folder), e.g. MNIST's images and
         labels, in the order `DatasetSpec.read` takes them.
-      num_examples: how many examples they hold, known without reading them.
+      num_examples: how many examples they hold in the original release.
     """
 
     paths: tuple[str, ...]
@@ -40,10 +41,17 @@ class DatasetSpec:
       num_classes: label classes, 0 if unlabelled.
       tfds_name: the TFDS builder; the split names are TFDS's.
       shards: per split, its shards in the original format, in order.
-      read: one shard's files -> `uint8[n, H, W, C]` images, `int64[n]` labels or None.
+      read: one shard's files and a writable cache folder -> `uint8[n, H, W, C]`
+        images, `int64[n]` labels or None. Only a reader that converts a file
+        to read it in place (ImageNet's compressed `.npz`) writes there.
       tfds_keys_are_file_indices: the TFDS builder's `_generate_examples`
         yields each example's index in the split's files as its key, so the
         canonical order can be recomputed on the TFDS source.
+      count: one shard's files -> how many examples they hold, from their
+        headers alone. Given where copies smaller than the release are common
+        (ImageNet: subsets, synthetic test files): a split's size then comes
+        from its files, and `shards` keeps the release's counts. None: the
+        files hold the release's counts, checked when read.
     """
 
     image_shape: tuple[int, int, int]
@@ -51,8 +59,9 @@ class DatasetSpec:
     num_classes: int
     tfds_name: str
     shards: dict[str, tuple[Shard, ...]]
-    read: Callable[[list[pathlib.Path]], Arrays]
+    read: Callable[[list[pathlib.Path], pathlib.Path], Arrays]
     tfds_keys_are_file_indices: bool
+    count: Callable[[list[pathlib.Path]], int] | None = None
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -62,20 +71,24 @@ class DatasetSpec:
         return sum(shard.num_examples for shard in self.shards[split])
 
 
-def _read_amat(paths: list[pathlib.Path]) -> Arrays:
+def _read_amat(paths: list[pathlib.Path], cache_dir: pathlib.Path) -> Arrays:
     return formats.read_amat(paths[0]), None
 
 
-def _read_mnist(paths: list[pathlib.Path]) -> Arrays:
+def _read_mnist(paths: list[pathlib.Path], cache_dir: pathlib.Path) -> Arrays:
     return formats.read_mnist(*paths)
 
 
-def _read_cifar(paths: list[pathlib.Path]) -> Arrays:
+def _read_cifar(paths: list[pathlib.Path], cache_dir: pathlib.Path) -> Arrays:
     return formats.read_cifar_batch(paths[0])
 
 
-def _read_imagenet(size: int, paths: list[pathlib.Path]) -> Arrays:
-    return formats.read_imagenet_npz(paths[0], size)
+def _read_imagenet(size: int, paths: list[pathlib.Path], cache_dir: pathlib.Path) -> Arrays:
+    return formats.read_imagenet_npz(paths[0], size, cache_dir)
+
+
+def _count_imagenet(paths: list[pathlib.Path]) -> int:
+    return formats.imagenet_npz_rows(paths[0])
 
 
 def _one_file_shards(files: list[tuple[str, int]]) -> tuple[Shard, ...]:
@@ -86,8 +99,9 @@ def _imagenet(size: int) -> DatasetSpec:
     # Chrabaszcz et al.'s image2numpy_imagenet_train.py (Imagenet32_Scripts)
     # writes the 1,281,167 shuffled training images as nine batches of
     # 1,281,167 // 10 = 128,116 and the remaining 128,123 in batch 10; the
-    # 50,000 validation images go to one file. A file that disagrees is an
-    # error naming it when it is read.
+    # 50,000 validation images go to one file. Those are the counts below;
+    # the loader takes a split's size from its files' headers (`count`), so a
+    # smaller copy in the same layout loads too (and is reported).
     # TFDS's downsampled_imagenet is another release (van den Oord et al.
     # 2016: unlabelled images keyed by archive member name), not these files.
     return DatasetSpec(
@@ -104,6 +118,7 @@ def _imagenet(size: int) -> DatasetSpec:
         },
         read=functools.partial(_read_imagenet, size),
         tfds_keys_are_file_indices=False,
+        count=_count_imagenet,
     )
 
 

@@ -1,14 +1,17 @@
 """Readers for the data sets' original file formats, plain or gzipped.
 
 Each returns `uint8` images `[N, H, W, C]` and, where the format has them,
-`int64` labels `[N]`.
+`int64` labels `[N]`. The small sets are read whole; ImageNet's `.npz`
+batches are read a row at a time (`npz`), as the images are indexed.
 """
 
+import dataclasses
 import gzip
-import io
 import pathlib
 
 import numpy as np
+
+from pixel_models.data import npz
 
 
 def read_bytes(path: pathlib.Path) -> bytes:
@@ -57,8 +60,42 @@ def read_cifar_batch(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
     return planar_rgb(records[:, 1:], 32), records[:, 0].astype(np.int64)
 
 
-def read_imagenet_npz(path: pathlib.Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+@dataclasses.dataclass(frozen=True)
+class PlanarImages:
+    """Images kept as planar RGB rows (`planar_rgb`), e.g. on disk, read and
+    converted only for the rows indexed: `images[rows]` -> `uint8[n, size, size, 3]`.
+
+    Attributes:
+      rows: `uint8[N, 3*size*size]`, an array or `npz.DiskRows`.
+      size: the image side.
+    """
+
+    rows: np.ndarray | npz.DiskRows
+    size: int
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: np.ndarray) -> np.ndarray:
+        return planar_rgb(self.rows[index], self.size)
+
+
+def imagenet_npz_rows(path: pathlib.Path) -> int:
+    """How many images a downsampled ImageNet `.npz` batch holds, from its headers."""
+    return npz.member_shape(path, "data")[0]
+
+
+def read_imagenet_npz(
+    path: pathlib.Path, size: int, cache_dir: pathlib.Path
+) -> tuple[PlanarImages, np.ndarray]:
     """Downsampled ImageNet `.npz` batch (Chrabaszcz et al. 2017): `data`
-    `[N, 3*size*size]` planar RGB, `labels` 1..1000 -> labels 0..999."""
-    with np.load(io.BytesIO(read_bytes(path))) as batch:
-        return planar_rgb(batch["data"], size), np.asarray(batch["labels"], np.int64) - 1
+    `uint8[N, 3*size*size]` planar RGB, left on disk (a compressed one
+    unpacked into `cache_dir`: `npz.member_rows`), and `labels` 1..1000 ->
+    labels 0..999, read."""
+    rows = npz.member_rows(path, "data", cache_dir)
+    if rows.dtype != np.uint8 or rows.shape[1:] != (3 * size * size,):
+        raise ValueError(
+            f"{path}: data is {rows.dtype}{list(rows.shape)}, expected uint8[N, {3 * size * size}] "
+            f"({size}x{size} planar RGB); is it a {size}x{size} batch?"
+        )
+    return PlanarImages(rows, size), npz.read_member(path, "labels").astype(np.int64) - 1

@@ -8,7 +8,9 @@ both sources, so "validation[:500]" names the same images on either.
 
 A source holds stores (one per file read, or one TFDS data source per base
 split) and, for each of its examples, which store and which row there. The
-files source opens only the files its slices cover.
+files source opens only the files its slices cover; ImageNet's it reads by
+rows, as asked (`npz`), after counting every file of the splits named from
+its headers.
 """
 
 import dataclasses
@@ -20,18 +22,22 @@ import tempfile
 
 import ml_collections
 import numpy as np
+from absl import logging
 
-from pixel_models.data import splits
+from pixel_models.data import formats, splits
 from pixel_models.data.datasets import DatasetSpec, Shard, get_spec
+from pixel_models.data.npz import CACHE_DIR_ENV
 
 DATA_DIR_ENV = "PIXEL_MODELS_DATA_DIR"
+DEFAULT_CACHE_DIR = "~/.cache/pixel_models"
 
 
 @dataclasses.dataclass(frozen=True)
 class ArrayStore:
-    """One file's examples in memory: `images[n, H, W, C]` uint8, `labels[n]` or None."""
+    """One shard's examples: `images[n, H, W, C]` uint8 (in memory, or planar
+    rows on disk, read as indexed), `labels[n]` or None."""
 
-    images: np.ndarray
+    images: np.ndarray | formats.PlanarImages
     labels: np.ndarray | None
 
     def batch(self, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -94,6 +100,13 @@ def resolve_data_dir(data_dir: str | None) -> str | None:
     return data_dir or os.environ.get(DATA_DIR_ENV) or None
 
 
+def resolve_cache_dir(cache_dir: str | None) -> pathlib.Path:
+    """The flag value, else $PIXEL_MODELS_CACHE_DIR, else ~/.cache/pixel_models:
+    where decompressed copies of compressed `.npz` members are kept."""
+    folder = cache_dir or os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR
+    return pathlib.Path(folder).expanduser()
+
+
 def load_split(dataset_config: ml_collections.ConfigDict, split: str) -> ImageSource:
     """Examples of `split` (e.g. "train[:90%]") of `dataset_config.name`, in canonical order."""
     name = dataset_config.name
@@ -101,20 +114,29 @@ def load_split(dataset_config: ml_collections.ConfigDict, split: str) -> ImageSo
     data_dir = resolve_data_dir(dataset_config.get("data_dir"))
     source = dataset_config.get("source", "files")
     if source == "files":
-        return _load_files(spec, name, data_dir, split)
+        cache_dir = resolve_cache_dir(dataset_config.get("cache_dir"))
+        return _load_files(spec, name, data_dir, cache_dir, split)
     if source == "tfds":
         return _load_tfds(spec, name, data_dir, split, dataset_config.get("manual_dir"))
     raise ValueError(f"dataset.source must be 'files' or 'tfds', got {source!r}")
 
 
+def _base_splits(spec: DatasetSpec, name: str, split: str) -> list[str]:
+    """The base splits `split` names, each checked to be one of `spec`'s."""
+    bases = splits.base_splits(split)
+    for base in bases:
+        if base not in spec.shards:
+            raise ValueError(f"{name} has no split {base!r}; splits: {', '.join(spec.splits)}")
+    return bases
+
+
 def _canonical_indices(spec: DatasetSpec, name: str, split: str) -> list[tuple[str, np.ndarray]]:
     """`split` -> `[(base_split, int[n] indices in its canonical order), ...]`.
 
-    The base splits' sizes come from the spec, so no file is read.
+    The base splits' sizes come from the spec (for ImageNet, as `_counted`
+    left it), so no file is read.
     """
-    for base in splits.base_splits(split):
-        if base not in spec.shards:
-            raise ValueError(f"{name} has no split {base!r}; splits: {', '.join(spec.splits)}")
+    _base_splits(spec, name, split)
     sizes = {base: spec.num_examples(base) for base in spec.splits}
     return [(base, np.arange(sizes[base])[s]) for base, s in splits.split_slices(split, sizes)]
 
@@ -124,10 +146,45 @@ def _existing(path: pathlib.Path) -> pathlib.Path | None:
     return path if path.exists() else gz if gz.exists() else None
 
 
-def _read_shard(spec: DatasetSpec, root: pathlib.Path, shard: Shard) -> ArrayStore:
+def _require_files(reader: str, files: list[pathlib.Path]) -> None:
+    missing = [str(path) for path in files if _existing(path) is None]
+    if missing:
+        raise FileNotFoundError(
+            f"{reader} needs these files (plain or .gz), missing: " + ", ".join(missing)
+        )
+
+
+def _counted(spec: DatasetSpec, name: str, root: pathlib.Path, split: str) -> DatasetSpec:
+    """`spec` with the shards of the base splits `split` names counted by
+    `spec.count` in their files' headers (all must be present: a slice's
+    position depends on the files before it). A total other than the
+    release's (a smaller copy) is logged, not refused."""
+    bases = _base_splits(spec, name, split)
+    _require_files(
+        f"{name} split {split!r} (sized from every file of {', '.join(bases)})",
+        [root / p for b in bases for s in spec.shards[b] for p in s.paths],
+    )
+    counted = {}
+    for base in bases:
+        counted[base] = tuple(
+            dataclasses.replace(s, num_examples=spec.count([_existing(root / p) for p in s.paths]))
+            for s in spec.shards[base]
+        )
+        found, published = sum(s.num_examples for s in counted[base]), spec.num_examples(base)
+        if found != published:
+            logging.warning(
+                f"{name} split {base!r}: the files in {root} hold {found:,} examples, the "
+                f"original release {published:,}; using the files"
+            )
+    return dataclasses.replace(spec, shards=spec.shards | counted)
+
+
+def _read_shard(
+    spec: DatasetSpec, root: pathlib.Path, shard: Shard, cache_dir: pathlib.Path
+) -> ArrayStore:
     """`shard`'s examples from its files under `root`, counted against the spec."""
     paths = [_existing(root / path) for path in shard.paths]
-    images, labels = spec.read(paths)
+    images, labels = spec.read(paths, cache_dir)
     counts = {len(images)} | ({len(labels)} if labels is not None else set())
     if counts != {shard.num_examples}:
         raise ValueError(
@@ -137,26 +194,26 @@ def _read_shard(spec: DatasetSpec, root: pathlib.Path, shard: Shard) -> ArraySto
     return ArrayStore(images, labels)
 
 
-def _load_files(spec: DatasetSpec, name: str, data_dir: str | None, split: str) -> ImageSource:
+def _load_files(
+    spec: DatasetSpec, name: str, data_dir: str | None, cache_dir: pathlib.Path, split: str
+) -> ImageSource:
     if data_dir is None:
         raise FileNotFoundError(
             f"no data folder for {name}: pass --config.dataset.data_dir or set ${DATA_DIR_ENV}"
         )
     root = pathlib.Path(data_dir).expanduser()
+    if spec.count is not None:
+        spec = _counted(spec, name, root, split)
     parts = []  # per slice: (base, shard[n], row in the shard[n]) of its examples
     for base, indices in _canonical_indices(spec, name, split):
         starts = np.cumsum([0] + [shard.num_examples for shard in spec.shards[base]])
         shard = np.searchsorted(starts, indices, side="right") - 1
         parts.append((base, shard, indices - starts[shard]))
     needed = list(dict.fromkeys((b, int(i)) for b, shard, _ in parts for i in np.unique(shard)))
-    files = [root / path for b, i in needed for path in spec.shards[b][i].paths]
-    missing = [str(path) for path in files if _existing(path) is None]
-    if missing:
-        raise FileNotFoundError(
-            f"{name} split {split!r} needs these files (plain or .gz), missing: "
-            + ", ".join(missing)
-        )
-    stores = tuple(_read_shard(spec, root, spec.shards[b][i]) for b, i in needed)
+    _require_files(
+        f"{name} split {split!r}", [root / p for b, i in needed for p in spec.shards[b][i].paths]
+    )
+    stores = tuple(_read_shard(spec, root, spec.shards[b][i], cache_dir) for b, i in needed)
     store_id = {key: i for i, key in enumerate(needed)}
     store_ids = [
         np.array([store_id.get((base, i), -1) for i in range(len(spec.shards[base]))])[shard]

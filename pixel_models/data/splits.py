@@ -1,7 +1,10 @@
 """Split strings ("train", "train[:90%]", "train[50000:]", "a+b") on any
 source, parsed by TFDS's own `ReadInstruction` so both sources agree."""
 
+import re
 import typing
+
+_SLICED = re.compile(r"^(?P<base>[\w-]+)(\[(?P<start>\d*):(?P<stop>\d*)\])?$")
 
 
 class _SplitSize(typing.NamedTuple):
@@ -24,3 +27,16 @@ def split_slices(spec: str, sizes: dict[str, int]) -> list[tuple[str, slice]]:
 def base_splits(spec: str) -> list[str]:
     """The base split names a split string refers to: "train[:10]+test" -> [train, test]."""
     return list(dict.fromkeys(part.split("[")[0].strip() for part in spec.split("+")))
+
+
+def head(spec: str, n: int) -> str:
+    """The first `n` examples of a one-part split: "validation" ->
+    "validation[:n]", "train[45000:]" -> "train[45000:45000+n]". Raises
+    ValueError for splits it cannot shorten without the split sizes
+    (percentages, "a+b")."""
+    match = _SLICED.match(spec.replace(" ", ""))
+    if match is None:
+        raise ValueError(f"cannot take the first {n} examples of split {spec!r}")
+    start = int(match["start"] or 0)
+    stop = start + n if not match["stop"] else min(int(match["stop"]), start + n)
+    return f"{match['base']}[{match['start'] or ''}:{stop}]"

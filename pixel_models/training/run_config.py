@@ -25,6 +25,7 @@ MUTABLE_FIELDS = frozenset(
         "keep_checkpoints",
         "eval_batch_size",
         "dataset.data_dir",
+        "dataset.cache_dir",
         "dataset.manual_dir",
         "dataset.eval_split",
     }
