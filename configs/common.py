@@ -3,8 +3,9 @@
 `get_config(arg)` in a dataset file takes "MODEL[,OPTION...]". Options:
 `tiny` shrinks the same architecture so that it runs in seconds on a CPU;
 `conditional` conditions the model on the dataset's class labels (recipes
-that offer it). Each dataset file has one table, `RECIPES`: per model, one
-`Recipe`.
+that offer it); a recipe may name variants of its own (`Recipe.variants`,
+e.g. `pixelcnn,cpu20`). Each dataset file has one table, `RECIPES`: per
+model, one `Recipe`.
 """
 
 import dataclasses
@@ -12,8 +13,10 @@ import dataclasses
 import ml_collections
 
 from pixel_models import data
+from pixel_models.data import splits
 
 OPTIONS = ("tiny", "conditional")
+TINY_EVAL_EXAMPLES = 256  # `tiny` evaluates the first 256 of the eval split: a second
 
 # `tiny` sizes (`Recipe.tiny`) the recipes share: the same architectures with a
 # few thousand parameters. The gated stacks' first layer shrinks to 3x3 too.
@@ -58,6 +61,9 @@ class Recipe:
       training: top-level config fields the recipe changes from the shared
         defaults (batch_size, ema_decay, ...); a dict value updates that
         sub-config (e.g. `optimizer=dict(name="adam")`).
+      variants: named options of this recipe (`MODEL,NAME`): fields changed
+        after `training`, in the same form; `model=dict(...)` changes the
+        architecture. Each says in a comment what it was measured to reach.
     """
 
     model: dict
@@ -67,15 +73,27 @@ class Recipe:
     conditional: bool = False
     conditional_reference: str = ""
     training: dict = dataclasses.field(default_factory=dict)
+    variants: dict[str, dict] = dataclasses.field(default_factory=dict)
 
 
-def parse_arg(arg: str) -> tuple[str, set[str]]:
-    """ "pixelcnn,tiny" -> ("pixelcnn", {"tiny"}), rejecting unknown options."""
+def parse_arg(arg: str, variants: tuple[str, ...] = ()) -> tuple[str, set[str]]:
+    """ "pixelcnn,tiny" -> ("pixelcnn", {"tiny"}), rejecting options that are
+    neither shared (`OPTIONS`) nor among the recipe's `variants`."""
     model, *options = [part.strip() for part in arg.split(",") if part.strip()] or [""]
-    unknown = set(options) - set(OPTIONS)
+    known = OPTIONS + tuple(variants)
+    unknown = set(options) - set(known)
     if unknown:
-        raise ValueError(f"unknown config option(s) {sorted(unknown)} in {arg!r}; known: {OPTIONS}")
+        raise ValueError(f"unknown config option(s) {sorted(unknown)} in {arg!r}; known: {known}")
     return model, set(options)
+
+
+def _update(config: ml_collections.ConfigDict, fields: dict) -> None:
+    """Set top-level `fields`; a dict value updates that sub-config."""
+    for field, value in fields.items():
+        if isinstance(value, dict):
+            config[field].update(value)
+        else:
+            config[field] = value
 
 
 def dataset(name: str, train_split: str, eval_split: str) -> ml_collections.ConfigDict:
@@ -84,6 +102,9 @@ def dataset(name: str, train_split: str, eval_split: str) -> ml_collections.Conf
             name=name,
             source="files",  # "files": the original file formats; "tfds": TFDS builders
             data_dir=ml_collections.FieldReference(None, field_type=str),
+            # Where compressed ImageNet `.npz` members are unpacked once (None:
+            # $PIXEL_MODELS_CACHE_DIR, else ~/.cache/pixel_models).
+            cache_dir=ml_collections.FieldReference(None, field_type=str),
             train_split=train_split,
             eval_split=eval_split,
         )
@@ -104,13 +125,14 @@ def get_config(
       num_levels: K, the number of values a subpixel takes (2 or 256).
       recipes: the dataset's table, model name -> `Recipe`.
     """
-    model_name, options = parse_arg(arg)
+    model_name, _ = parse_arg(arg, tuple(v for r in recipes.values() for v in r.variants))
     if model_name not in recipes:
         raise ValueError(
             f"no {dataset_config.name} recipe for model {model_name!r}; "
             f"recipes: {', '.join(sorted(recipes))}"
         )
     recipe = recipes[model_name]
+    _, options = parse_arg(arg, tuple(recipe.variants))
     if "conditional" in options and not recipe.conditional:
         offered = sorted(name for name, r in recipes.items() if r.conditional)
         raise ValueError(
@@ -152,11 +174,9 @@ def get_config(
         config.conditioning = "label"
         config.model.num_classes = data.get_spec(dataset_config.name).num_classes
         config.reference = recipe.conditional_reference or recipe.reference
-    for field, value in recipe.training.items():
-        if isinstance(value, dict):
-            config[field].update(value)
-        else:
-            config[field] = value
+    _update(config, recipe.training)
+    for variant in sorted(options & set(recipe.variants)):
+        _update(config, recipe.variants[variant])
     config.log_every_steps = 100
     config.eval_every_steps = 5_000
     config.checkpoint_every_steps = 1_000
@@ -173,5 +193,5 @@ def get_config(
         config.eval_every_steps = 10
         config.checkpoint_every_steps = 10
         config.sample_every_steps = 0
-        config.dataset.eval_split += "[:256]"  # periodic evaluation in a second
+        config.dataset.eval_split = splits.head(config.dataset.eval_split, TINY_EVAL_EXAMPLES)
     return config

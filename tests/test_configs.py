@@ -5,9 +5,10 @@ import pytest
 
 from configs import common
 from pixel_models import data
+from pixel_models.data import splits
 from pixel_models.training.experiment import Experiment
 
-DATASETS = ["binarized_mnist", "mnist", "cifar10"]
+DATASETS = ["binarized_mnist", "mnist", "cifar10", "imagenet32", "imagenet64"]
 
 
 def recipes():
@@ -15,6 +16,7 @@ def recipes():
         module = importlib.import_module(f"configs.{name}")
         for model, recipe in module.RECIPES.items():
             options = ["", ",tiny"] + ([",conditional", ",conditional,tiny"] * recipe.conditional)
+            options += [f",{variant}" for variant in recipe.variants]
             for option in options:
                 yield name, model + option
 
@@ -28,6 +30,10 @@ def test_every_recipe_builds(dataset, arg):
     experiment = Experiment.build(config, devices=jax.devices()[:1])  # traces the model
     assert sum(p.size for p in jax.tree.leaves(experiment.abstract_state.params)) > 0
     assert (config.conditioning == "label") == arg.endswith(("conditional", "conditional,tiny"))
+    if arg.endswith("tiny"):  # the first examples of the recipe's own eval split
+        sizes = {base: spec.num_examples(base) for base in spec.splits}
+        (base, part), *rest = splits.split_slices(config.dataset.eval_split, sizes)
+        assert not rest and len(range(sizes[base])[part]) == common.TINY_EVAL_EXAMPLES
     # The PixelRNNs' row scans take their batches whole on CPU.
     if config.model.name in ("row_lstm", "diagonal_bilstm"):
         assert config.cpu_chunk_pixels == 0
@@ -51,3 +57,30 @@ def test_bad_args():
     with pytest.raises(ValueError, match="no conditional mnist recipe for 'pixelcnn'"):
         mnist.get_config("pixelcnn,conditional")
     assert common.parse_arg("pixelcnn, tiny") == ("pixelcnn", {"tiny"})
+
+
+def test_split_head():
+    assert splits.head("validation", 8) == "validation[:8]"
+    assert splits.head("train[45000:]", 8) == "train[45000:45008]"
+    assert splits.head("train[10:12]", 8) == "train[10:12]"
+    for spec in ["train[:90%]", "train+test"]:
+        with pytest.raises(ValueError, match="cannot take the first 8"):
+            splits.head(spec, 8)
+
+
+def variants():
+    for name in DATASETS:
+        module = importlib.import_module(f"configs.{name}")
+        for model, recipe in module.RECIPES.items():
+            for variant in recipe.variants:
+                yield name, model, variant
+
+
+@pytest.mark.parametrize("dataset,model,variant", list(variants()))
+def test_variants_change_their_recipe_only(dataset, model, variant):
+    module = importlib.import_module(f"configs.{dataset}")
+    assert module.get_config(f"{model},{variant}") != module.get_config(model)
+    for other, recipe in module.RECIPES.items():
+        if variant not in recipe.variants:
+            with pytest.raises(ValueError, match="unknown config option"):
+                module.get_config(f"{other},{variant}")
