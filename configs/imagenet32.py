@@ -29,6 +29,18 @@ RECIPES = {
         reference="PixelRNN paper Table 6: 3.86 bits/dim (32x32 validation)",
         training=dict(batch_size=64),
     ),
+    # PixelRNN paper Sec. 3.6: the design of its 64x64 multi-scale PixelRNN
+    # (configs/imagenet64.py) at 32x32: an unconditional PixelRNN of the 16x16
+    # image x[::2, ::2] and a conditional one of the 32x32 image given it,
+    # both Row LSTMs of the row_lstm recipe's size and training. The paper
+    # has no 32x32 multi-scale model.
+    "multiscale_pixelrnn": common.Recipe(
+        model=dict(rnn="row_lstm", scale=2, hidden_dim=128, num_layers=12, output_hidden_dim=1024),
+        tiny=common.TINY,
+        reference="no published 32x32 multi-scale PixelRNN; PixelRNN paper Table 6: "
+        "3.86 bits/dim (32x32 validation) for its single-scale PixelRNN",
+        training=dict(batch_size=64),
+    ),
     # Gated PixelCNN paper Table 2: 3.83 bits/dim on 32x32 validation (3.77 on
     # train). Sec. 3.1, for both ImageNets: 20 layers of 384 maps with 5x5
     # filters, 200K synchronous updates at a global batch of 128 (32 GPUs).

@@ -1,7 +1,8 @@
 """Invariants every autoregressive model must pass, as reusable helpers.
 
-Order: raster over pixels, R->G->B within a pixel; subpixel `(i, j, c)` of an
-`[H, W, C]` image has index `(i * W + j) * C + c`.
+Order: raster over pixels, R->G->B within a pixel, unless a check is given
+the model's own (`order`); subpixel `(i, j, c)` of an `[H, W, C]` image has
+index `(i * W + j) * C + c`.
 """
 
 import functools
@@ -39,39 +40,58 @@ def assert_causal(
     num_positions: int = 12,
     conditionals=model_conditionals,
     cond=None,
+    order=None,
 ):
     """Changing subpixel p changes no conditional at or before p, and some after it.
 
     Positions are random subpixels (every channel included) plus the first and
-    last one.
+    last one. `order`: int `[H, W, C]`, each subpixel's place in the model's
+    order; None: raster order.
     """
     rng = np.random.default_rng(seed)
     height, width, channels = image_shape
+    size = height * width * channels
+    place = np.arange(size) if order is None else np.asarray(order).reshape(size)
     x = rng.integers(0, num_levels, image_shape)
-    flat = [0, height * width * channels - 1, *rng.choice(height * width * channels, num_positions)]
+    flat = [np.argmin(place), np.argmax(place), *rng.choice(size, num_positions)]
     positions = [np.unravel_index(p, image_shape) for p in flat]
     batch = np.concatenate([x[None], _perturbed(x, positions, num_levels)])
     batch_cond = None if cond is None else jnp.repeat(cond[:1], len(batch), axis=0)
     out = np.asarray(conditionals(model, variables, jnp.asarray(batch), batch_cond))
-    out = out.reshape(len(batch), height * width * channels, -1)
+    out = out.reshape(len(batch), size, -1)
     for b, p in enumerate(flat, start=1):
         diff = np.abs(out[b] - out[0]).max(axis=-1)
-        assert diff[: p + 1].max() <= 1e-5, (
+        before = place <= place[p]
+        assert diff[before].max() <= 1e-5, (
             f"subpixel {positions[b - 1]} (index {p}) changed the conditional at index "
-            f"{int(np.argmax(diff[: p + 1] > 1e-5))}, which comes at or before it"
+            f"{np.flatnonzero(before & (diff > 1e-5))[0]}, which comes at or before it"
         )
-        if p + 1 < len(diff):
-            assert diff[p + 1 :].max() > 1e-6, (
+        if not before.all():
+            assert diff[~before].max() > 1e-6, (
                 f"subpixel {positions[b - 1]} changed nothing after it"
             )
 
 
-def assert_normalised(model, variables, image_shape=(3, 3, 1), tol: float = 1e-4, cond=None):
-    """Over all binary images of `image_shape`, `logsumexp(log_prob) == 0`."""
+def assert_normalised(
+    model,
+    variables,
+    image_shape=(3, 3, 1),
+    tol: float = 1e-4,
+    cond=None,
+    batch_size: int | None = None,
+):
+    """Over all binary images of `image_shape`, `logsumexp(log_prob) == 0`;
+    `batch_size` images at a time (None: all at once)."""
     n = int(np.prod(image_shape))
     images = np.array(list(itertools.product([0, 1], repeat=n)), np.int32).reshape(-1, *image_shape)
-    batch_cond = None if cond is None else jnp.repeat(cond[:1], len(images), axis=0)
-    log_p = likelihood.log_prob(model, variables, jnp.asarray(images), batch_cond)
+    batch_size = batch_size or len(images)
+    batch_cond = None if cond is None else jnp.repeat(cond[:1], batch_size, axis=0)
+    log_p = np.concatenate(
+        [
+            likelihood.log_prob(model, variables, jnp.asarray(batch), batch_cond)
+            for batch in np.split(images, len(images) // batch_size)
+        ]
+    )
     total = float(jax.scipy.special.logsumexp(log_p))
     assert abs(total) <= tol, f"probabilities over all {len(images)} images sum to exp({total})"
 

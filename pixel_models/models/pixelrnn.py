@@ -4,7 +4,9 @@ Both models: 7x7 mask-A input conv to 2h maps; `num_layers` LSTM layers,
 each with a residual connection (2h maps in, an LSTM with h units, a 1x1
 mask-B conv h -> 2h added back); the categorical output stack shared with
 PixelCNN. With `skip_connections` the output stack reads the sum of every
-layer's output instead of the last one.
+layer's output instead of the last one. `layer_biases` (the multi-scale
+model's conditioning, `multiscale_pixelrnn`) adds a map per layer to its
+input-to-state pre-activations.
 
 The recurrences run under `jax.lax.scan` with a small body: the
 input-to-state convolution is computed for the whole image before the loop,
@@ -22,6 +24,7 @@ sampler (`pixel_models.sampling.fast_pixelrnn`) evaluates the same layers one
 pixel at a time, carrying the LSTM states.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -111,10 +114,15 @@ class RowLSTMLayer(nn.Module):
         )
 
     @nn.compact
-    def __call__(self, z: jnp.ndarray, pixels: jnp.ndarray) -> jnp.ndarray:
+    def __call__(
+        self, z: jnp.ndarray, pixels: jnp.ndarray, bias: jnp.ndarray | None = None
+    ) -> jnp.ndarray:
+        """`bias[B, H, W, 4h]`, or None: added to the input-to-state gates."""
         del pixels  # the row above is seen through z: the paper's triangle
         h, k = self.hidden_dim, self.kernel_size
         pre = self.input_to_state()(z)
+        if bias is not None:
+            pre = pre + bias
         kernel = self.param("state_kernel", nn.initializers.lecun_normal(), (k * h, 4 * h))
         kernel = jnp.asarray(kernel, pre.dtype)
         width = pre.shape[2]
@@ -148,9 +156,12 @@ class DiagonalLSTM(nn.Module):
         )
 
     @nn.compact
-    def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, z: jnp.ndarray, bias: jnp.ndarray | None = None) -> jnp.ndarray:
+        """`bias[B, H, W, 4h]`, or None: added to the input-to-state gates."""
         h = self.hidden_dim
         pre = self.input_to_state()(z)
+        if bias is not None:
+            pre = pre + bias
         kernel = self.param("state_kernel", nn.initializers.lecun_normal(), (2 * h, 4 * h))
         kernel = jnp.asarray(kernel, pre.dtype)
         height, width = pre.shape[1:3]
@@ -193,10 +204,14 @@ class DiagonalBiLSTMLayer(nn.Module):
         )
 
     @nn.compact
-    def __call__(self, z: jnp.ndarray, pixels: jnp.ndarray) -> jnp.ndarray:
+    def __call__(
+        self, z: jnp.ndarray, pixels: jnp.ndarray, bias: jnp.ndarray | None = None
+    ) -> jnp.ndarray:
+        """`bias[B, H, W, 4h]`, or None: added to both directions' input-to-state gates."""
         forward, backward = self.directions()
         mirrored = jnp.concatenate([z, pixels.astype(z.dtype)], axis=-1)[:, :, ::-1]
-        forward, backward = forward(z), backward(mirrored)[:, :, ::-1]
+        mirrored_bias = None if bias is None else bias[:, :, ::-1]
+        forward, backward = forward(z, bias), backward(mirrored, mirrored_bias)[:, :, ::-1]
         backward = jnp.pad(backward, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
         return forward + backward
 
@@ -220,7 +235,8 @@ class PixelRNN(CategoricalModel, nn.Module):
     # sampler reads their parameters under these names.
     @nn.nowrap
     def recurrent_layer(self, num_colors: int) -> nn.Module:
-        """Layer l (parameters `<class>_l`): `(z[B, H, W, 2h], pixels) -> [B, H, W, h]`."""
+        """Layer l (parameters `<class>_l`): `(z[B, H, W, 2h], pixels, bias) -> [B, H, W, h]`,
+        `bias[B, H, W, 4h]` (or None) added to its input-to-state gates."""
         raise NotImplementedError("use RowLSTM or DiagonalBiLSTM")
 
     @nn.nowrap
@@ -241,15 +257,25 @@ class PixelRNN(CategoricalModel, nn.Module):
             raise ValueError(f"{type(self).__name__} is unconditional: call it with cond=None")
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, cond=None, train: bool = False) -> jnp.ndarray:
+    def __call__(
+        self,
+        x: jnp.ndarray,
+        cond=None,
+        train: bool = False,
+        layer_biases: Sequence[jnp.ndarray] | None = None,
+    ) -> jnp.ndarray:
+        """`layer_biases`: None, or per layer a map `[B, H, W, 4h]` added to its
+        input-to-state gates (it must not depend on `x`: causality is the
+        caller's)."""
         del train  # no dropout or batch statistics
         self.check_unconditional(cond)
         num_colors = x.shape[-1]
         pixels = scale_pixels(x, self.num_levels)
         z = self.input_conv(num_colors)(pixels)
         outputs = []
-        for _ in range(self.num_layers):
-            hidden = self.recurrent_layer(num_colors)(z, pixels)
+        for n in range(self.num_layers):
+            bias = None if layer_biases is None else layer_biases[n]
+            hidden = self.recurrent_layer(num_colors)(z, pixels, bias)
             z = z + self.residual_conv(num_colors)(hidden)
             outputs.append(z)
         if self.skip_connections:
@@ -268,12 +294,13 @@ class RowLSTM(PixelRNN):
         return RowLSTMLayer(self.hidden_dim, num_colors, self.kernel_size, self.remat, self.dtype)
 
     @nn.nowrap
-    def fast_stepper(self, variables, cond=None) -> Stepper:
-        """Carries the LSTM states: O(1 pixel) per step (`fast_pixelrnn`)."""
+    def fast_stepper(self, variables, cond=None, layer_biases=None) -> Stepper:
+        """Carries the LSTM states: O(1 pixel) per step (`fast_pixelrnn`);
+        `layer_biases` as for `__call__`."""
         from pixel_models.sampling import fast_pixelrnn  # imports this module
 
         self.check_unconditional(cond)
-        return fast_pixelrnn.row_lstm_stepper(self, variables)
+        return fast_pixelrnn.row_lstm_stepper(self, variables, layer_biases)
 
 
 class DiagonalBiLSTM(PixelRNN):
@@ -284,10 +311,11 @@ class DiagonalBiLSTM(PixelRNN):
         return DiagonalBiLSTMLayer(self.hidden_dim, num_colors, self.remat, self.dtype)
 
     @nn.nowrap
-    def fast_stepper(self, variables, cond=None) -> Stepper:
+    def fast_stepper(self, variables, cond=None, layer_biases=None) -> Stepper:
         """Carries the LSTM states: O(1 pixel) per step, plus the mirrored
-        direction's row above at a row's start (`fast_pixelrnn`)."""
+        direction's row above at a row's start (`fast_pixelrnn`);
+        `layer_biases` as for `__call__`."""
         from pixel_models.sampling import fast_pixelrnn  # imports this module
 
         self.check_unconditional(cond)
-        return fast_pixelrnn.diagonal_bilstm_stepper(self, variables)
+        return fast_pixelrnn.diagonal_bilstm_stepper(self, variables, layer_biases)

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from pixel_models.models.gated_pixelcnn import GatedPixelCNN
+from pixel_models.models.multiscale_pixelrnn import MultiScalePixelRNN
 from pixel_models.models.pixelcnn import PixelCNN
 from pixel_models.models.pixelcnn_autoencoder import PixelCNNAutoEncoder
 from pixel_models.models.pixelcnn_pp import PixelCNNPP
@@ -17,6 +18,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "gated_pixelcnn": GatedPixelCNN,
     "pixelcnn_pp": PixelCNNPP,
     "pixelcnn_autoencoder": PixelCNNAutoEncoder,
+    "multiscale_pixelrnn": MultiScalePixelRNN,
 }
 
 

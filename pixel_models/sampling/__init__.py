@@ -1,7 +1,8 @@
 """Sampling and image completion for every model of the zoo.
 
 `sample(model, variables, rng, x, ...)` draws the subpixels of `x` that are
-not `known`, in the model's order (`sampler.sample_rows`), with the naive
+not `known`, in the model's order: raster order (`sampler.sample_rows`), or
+the raster-order passes of the model's `stages`. Each pass runs the naive
 sampler (a full forward pass per unit) or the model's fast one
 (`model.fast_stepper(variables, cond)`: cached activations or carried LSTM
 states). For the same `rng` both give the same images.
@@ -13,15 +14,43 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from pixel_models.sampling.sampler import Stepper, naive_stepper, sample_rows, units_per_row
+from pixel_models.sampling.sampler import (
+    Stage,
+    Stepper,
+    naive_stepper,
+    sample_rows,
+    units_per_row,
+)
 
 SAMPLERS = ("fast", "naive")
 
-__all__ = ["SAMPLERS", "Stepper", "make_stepper", "naive_stepper", "sample", "units_per_row"]
+__all__ = [
+    "SAMPLERS",
+    "Stage",
+    "Stepper",
+    "make_stepper",
+    "naive_stepper",
+    "sample",
+    "stages",
+    "units_per_row",
+]
+
+
+def stages(model: nn.Module, variables, cond=None) -> tuple[Stage, ...]:
+    """The passes that sample `model` given `cond`: its `sampling_stages`, or
+    one raster-order pass over the whole image."""
+    if hasattr(model, "sampling_stages"):
+        return model.sampling_stages(variables, cond)
+    return (Stage(model, variables, cond=lambda x: cond),)
 
 
 def make_stepper(model: nn.Module, variables, sampler: str, cond=None) -> Stepper:
-    """The `sampler` ("fast" or "naive") of `model`."""
+    """The `sampler` ("fast" or "naive") of `model`, in raster order."""
+    if hasattr(model, "sampling_stages"):
+        raise ValueError(
+            f"{type(model).__name__} samples in stages, not in raster order: use the "
+            "steppers of the models of sampling.stages(...)"
+        )
     if sampler == "naive":
         return naive_stepper(model, variables, cond)
     if sampler != "fast":
@@ -51,7 +80,8 @@ def sample(
       cond: the model's `cond` (labels, embeddings, or the auto-encoder's code).
       temperature: > 0; scales the distribution (see its `sample`).
       sampler: "fast" or "naive": the same images for the same `rng`.
-      on_row: called with the number of rows done after each row (progress).
+      on_row: called with the number of rows done after each row (progress;
+        over several stages, pro rata of all their rows, in rows of `x`).
 
     Batches keep their sharding: pass `x` (and `known`, `cond`) sharded over
     devices and every step runs sharded. Matmuls run at full float32
@@ -63,9 +93,34 @@ def sample(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     x = jnp.asarray(x, jnp.int32)
     known = jnp.zeros(x.shape, bool) if known is None else jnp.asarray(known, bool)
-    stepper = make_stepper(model, variables, sampler, cond)
+    passes = stages(model, variables, cond)
+    height = x.shape[1]
+    total_rows = sum(len(range(height)[stage.rows]) for stage in passes)
+    done = 0
     with jax.default_matmul_precision("highest"):  # GPUs default to TF32: see the docstring
-        return _every_row(model, stepper, x, known, rng, temperature, on_row)
+        for n, stage in enumerate(passes):
+            part = (slice(None), stage.rows, stage.cols)
+            stepper = make_stepper(stage.model, stage.variables, sampler, stage.cond(x))
+            # Stage 0 draws with `rng` itself: a one-stage model's keys are
+            # `fold_in(rng, unit)`, as `sample_rows` says.
+            key = rng if n == 0 else jax.random.fold_in(rng, n)
+            progress = _pro_rata(on_row, height, done, total_rows)
+            drawn = _every_row(
+                stage.model, stepper, x[part], known[part], key, temperature, progress
+            )
+            x, known = x.at[part].set(drawn), known.at[part].set(True)
+            done += drawn.shape[1]
+    return x
+
+
+def _pro_rata(
+    on_row: Callable[[int], None] | None, height: int, done: int, total: int
+) -> Callable[[int], None] | None:
+    """`on_row` for a stage after `done` of all stages' `total` rows: its own
+    rows done -> rows of an image of `height` rows, pro rata."""
+    if on_row is None:
+        return None
+    return lambda rows: on_row(height * (done + rows) // total)
 
 
 def _every_row(

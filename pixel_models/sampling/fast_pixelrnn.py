@@ -18,6 +18,11 @@ colours fill in.
   right-to-left scan per layer computes its whole row i-1 from the cached
   `z` and the pixels of that row.
 
+Layer biases (`PixelRNN.__call__`'s `layer_biases`, the multi-scale model's
+conditioning) are given whole, for every pixel, when the stepper is made:
+each update adds the bias at its own pixel (or row) to its input-to-state
+gates.
+
 Caches are zero-padded so that the image's borders read zeros, as the
 model's convolutions and zero initial states do (`_RowCache` and
 `_DiagonalCache` give the offsets). They are updated in place, and every
@@ -26,7 +31,7 @@ and cell share one array): otherwise XLA copies the whole cache every step
 to keep the old value for the read.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -75,6 +80,11 @@ def _pixels_around(x: jnp.ndarray, i, j, k: int, num_levels: int) -> jnp.ndarray
     return jnp.where(inside[:, :, None], scale_pixels(window, num_levels), 0.0)
 
 
+def _bias_at(bias: jnp.ndarray | None, row, col) -> jnp.ndarray | float:
+    """A layer's bias `bias[B, H, W, 4h]` at (row, col), `[B, 4h]`; 0 without one."""
+    return 0.0 if bias is None else _read_one(bias, row, col)
+
+
 def _masked_conv_at(conv: MaskedConv, params, window: jnp.ndarray) -> jnp.ndarray:
     """`conv` (parameters `params`) at one position: `[B, features]`.
 
@@ -96,18 +106,22 @@ def _pixel_stepper(
     layer_init: Callable[[jnp.ndarray], Any],
     layer_step: Callable[..., tuple[Any, jnp.ndarray]],
     after_row: Callable[..., Any] | None = None,
+    layer_biases: Sequence[jnp.ndarray] | None = None,
 ) -> Stepper:
     """The pixel loop both models share, around their recurrent layers.
 
     Args:
       layer_init: `x -> cache`, one layer's caches for images `x[B, H, W, C]`.
-      layer_step: `(layer, params, cache, x, z, i, j) -> (cache, hidden[B, h])`:
-        layer `layer`'s output at (i, j) from its input `z[B, 2h]` there.
-      after_row: `(layer, params, cache, x, row) -> cache`, or None: run once
-        row `row` of `x` is final, before the first step of the next row
+      layer_step: `(layer, params, cache, x, z, i, j, bias) -> (cache, hidden[B, h])`:
+        layer `layer`'s output at (i, j) from its input `z[B, 2h]` there;
+        `bias` is the layer's bias `[B, H, W, 4h]`, or None.
+      after_row: `(layer, params, cache, x, row, bias) -> cache`, or None: run
+        once row `row` of `x` is final, before the first step of the next row
         (once, however often that step is repeated).
+      layer_biases: None, or per layer its bias `[B, H, W, 4h]`.
     """
     params = variables["params"]
+    biases = [None] * model.num_layers if layer_biases is None else layer_biases
 
     def init(x: jnp.ndarray):
         caches = tuple(layer_init(x) for _ in range(model.num_layers))
@@ -122,8 +136,8 @@ def _pixel_stepper(
 
             def finish_row(caches):
                 return tuple(
-                    after_row(layer, p, c, x, i - 1)
-                    for p, c in zip(layer_params, caches, strict=True)
+                    after_row(layer, p, c, x, i - 1, bias)
+                    for p, c, bias in zip(layer_params, caches, biases, strict=True)
                 )
 
             caches = jax.lax.cond(i > rows_done, finish_row, lambda c: c, caches)
@@ -132,8 +146,8 @@ def _pixel_stepper(
         z = _masked_conv_at(model.input_conv(num_colors), params["MaskedConv_0"], window)
         residual = model.residual_conv(num_colors)
         new_caches, outputs = [], []
-        for n, (p, cache) in enumerate(zip(layer_params, caches, strict=True)):
-            cache, hidden = layer_step(layer, p, cache, x, z, i, j)
+        for n, (p, cache, bias) in enumerate(zip(layer_params, caches, biases, strict=True)):
+            cache, hidden = layer_step(layer, p, cache, x, z, i, j, bias)
             new_caches.append(cache)
             z = z + _masked_conv_at(residual, params[f"MaskedConv_{n + 1}"], hidden[:, None, None])
             outputs.append(z)
@@ -159,9 +173,12 @@ class _RowCache(NamedTuple):
     state: jnp.ndarray
 
 
-def row_lstm_stepper(model: RowLSTM, variables) -> Stepper:
+def row_lstm_stepper(
+    model: RowLSTM, variables, layer_biases: Sequence[jnp.ndarray] | None = None
+) -> Stepper:
     """The Row LSTM's fast stepper: per step and layer, a `1 x k` conv over
-    cached inputs and one LSTM update from the row above's cached states."""
+    cached inputs and one LSTM update from the row above's cached states;
+    `layer_biases` as for `_pixel_stepper`."""
     h, k, dtype = model.hidden_dim, model.kernel_size, jnp.dtype(model.dtype or jnp.float32)
     p = k // 2
 
@@ -172,17 +189,18 @@ def row_lstm_stepper(model: RowLSTM, variables) -> Stepper:
             state=jnp.zeros((b, 1 + height, width + 2 * p, 2 * h), dtype),
         )
 
-    def layer_step(layer: RowLSTMLayer, params, cache: _RowCache, x, z, i, j):
+    def layer_step(layer: RowLSTMLayer, params, cache: _RowCache, x, z, i, j, bias):
         zs = _write(cache.z, z, i, p + j)
         window = _read(zs, i, j, 1, p + 1)  # (i, j-p .. j): the mask-B conv's taps
         pre = _masked_conv_at(layer.input_to_state(), params["MaskedConv_0"], window)
+        pre = pre + _bias_at(bias, i, j)
         kernel = jnp.asarray(params["state_kernel"], pre.dtype)
         above = _read(cache.state, i, j, 1, k)[:, 0]  # (i-1, j-p .. j+p)
         hidden, cell = row_lstm_update(kernel, pre, above[..., :h], above[:, p, h:])
         state = _write(cache.state, jnp.concatenate([hidden, cell], axis=-1), 1 + i, p + j)
         return _RowCache(zs, state), hidden
 
-    return _pixel_stepper(model, variables, layer_init, layer_step)
+    return _pixel_stepper(model, variables, layer_init, layer_step, layer_biases=layer_biases)
 
 
 class _DiagonalCache(NamedTuple):
@@ -199,10 +217,13 @@ class _DiagonalCache(NamedTuple):
     mirrored: jnp.ndarray
 
 
-def diagonal_bilstm_stepper(model: DiagonalBiLSTM, variables) -> Stepper:
+def diagonal_bilstm_stepper(
+    model: DiagonalBiLSTM, variables, layer_biases: Sequence[jnp.ndarray] | None = None
+) -> Stepper:
     """The Diagonal BiLSTM's fast stepper: per step and layer, the forward
     direction's LSTM update at (i, j); once a row is final, the mirrored
-    direction on it, a right-to-left scan over its cached inputs."""
+    direction on it, a right-to-left scan over its cached inputs.
+    `layer_biases` as for `_pixel_stepper` (each bias serves both directions)."""
     h, dtype = model.hidden_dim, jnp.dtype(model.dtype or jnp.float32)
 
     def layer_init(x: jnp.ndarray) -> _DiagonalCache:
@@ -212,13 +233,14 @@ def diagonal_bilstm_stepper(model: DiagonalBiLSTM, variables) -> Stepper:
             mirrored=jnp.zeros((b, 1 + height, width, 3 * h), dtype),
         )
 
-    def after_row(layer: DiagonalBiLSTMLayer, params, cache: _DiagonalCache, x, row):
+    def after_row(layer: DiagonalBiLSTMLayer, params, cache: _DiagonalCache, x, row, bias):
         b, _, width, _ = x.shape
         z = _read(cache.mirrored, 1 + row, 0, 1, width)[..., : 2 * h]
         pixels = scale_pixels(_read(x, row, 0, 1, width), model.num_levels).astype(z.dtype)
         mirrored = params["DiagonalLSTM_1"]
         conv = layer.directions()[1].input_to_state()  # 1x1: the whole row at once
         pre = conv.apply({"params": mirrored["MaskedConv_0"]}, jnp.concatenate([z, pixels], -1))
+        pre = pre + (0.0 if bias is None else _read(bias, row, 0, 1, width))
         kernel = jnp.asarray(mirrored["state_kernel"], pre.dtype)
         above = _read(cache.mirrored, row, 0, 1, width)[..., 2 * h :]
 
@@ -235,12 +257,13 @@ def diagonal_bilstm_stepper(model: DiagonalBiLSTM, variables) -> Stepper:
             mirrored=jax.lax.dynamic_update_slice(cache.mirrored, hidden, (0, 1 + row, 0, 2 * h))
         )
 
-    def layer_step(layer: DiagonalBiLSTMLayer, params, cache: _DiagonalCache, x, z, i, j):
+    def layer_step(layer: DiagonalBiLSTMLayer, params, cache: _DiagonalCache, x, z, i, j, bias):
         # z first, so that the read of the shifted term below follows the update.
         mirrored = _write(cache.mirrored, z, 1 + i, j)
         forward = params["DiagonalLSTM_0"]
         conv = layer.directions()[0].input_to_state()
         pre = _masked_conv_at(conv, forward["MaskedConv_0"], z[:, None, None])
+        pre = pre + _bias_at(bias, i, j)
         kernel = jnp.asarray(forward["state_kernel"], pre.dtype)
         above, left = _read_one(cache.forward, i, 1 + j), _read_one(cache.forward, 1 + i, j)
         hidden, cell = diagonal_lstm_update(kernel, pre, above[:, :h], left[:, :h], left[:, h:])
@@ -250,4 +273,4 @@ def diagonal_bilstm_stepper(model: DiagonalBiLSTM, variables) -> Stepper:
         )
         return new, hidden + _read_one(mirrored, i, j)[:, 2 * h :]
 
-    return _pixel_stepper(model, variables, layer_init, layer_step, after_row)
+    return _pixel_stepper(model, variables, layer_init, layer_step, after_row, layer_biases)

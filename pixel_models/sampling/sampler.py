@@ -20,6 +20,12 @@ A `Stepper` is a pair of pure functions:
 
 `naive_stepper` runs the whole network at every step; the fast ones
 (`pixel_models.sampling.fast`) compute only what a new unit changes.
+
+A model whose order is not raster order over the whole image declares
+`sampling_stages(variables, cond) -> tuple[Stage, ...]`: raster-order passes,
+each over a part of the image with a model of its own, every pass holding
+what the earlier ones drew as known (the multi-scale PixelRNN: its
+subsampled image first, then the rest given it).
 """
 
 import dataclasses
@@ -37,6 +43,24 @@ class Stepper:
 
     init: Callable[[jnp.ndarray], Any]
     step: Callable[[Any, jnp.ndarray, jnp.ndarray, jnp.ndarray], tuple[Any, jnp.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One raster-order pass of the sampling loop over `x[:, rows, cols]`.
+
+    model, variables: what draws it (the sampler calls `model.apply` or
+      `model.fast_stepper` on that part of the images);
+    rows, cols: slices of the image's rows and columns (e.g. `::2`);
+    cond: `x[B, H, W, C] -> the model's cond`, read from the images as the
+      earlier stages left them.
+    """
+
+    model: nn.Module
+    variables: Any
+    rows: slice = dataclasses.field(default_factory=lambda: slice(None))
+    cols: slice = dataclasses.field(default_factory=lambda: slice(None))
+    cond: Callable[[jnp.ndarray], Any] = lambda x: None
 
 
 def naive_stepper(model: nn.Module, variables, cond=None) -> Stepper:
