@@ -8,20 +8,18 @@ sharded over all devices, and writes DIR/eval_<split>.json (with
 kept): split, num_examples, nll_nats (mean per image), bits_per_dim, step,
 params (raw or ema), conditioned_on (null, "label", or the auto-encoder's
 "code(x)") and likelihood (what the NLL is of, e.g. "p(x | label)").
-Prints the same as one JSON line.
+Prints the same as one JSON line, and records the invocation in DIR/runs.jsonl.
 """
 
 import json
 import os
-import pathlib
-import re
 
 import jax
 from absl import flags
 
 from experiments import launch
 from pixel_models import data
-from pixel_models.training import checkpoints, evaluation, run_config
+from pixel_models.training import checkpoints, evaluation, provenance, run_config
 from pixel_models.training.experiment import Experiment
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
@@ -34,14 +32,6 @@ _DATA_DIR = flags.DEFINE_string(
     "Data folder (default: the run's dataset.data_dir, else $PIXEL_MODELS_DATA_DIR)",
 )
 flags.mark_flags_as_required(["workdir"])
-
-
-def output_path(workdir: str, split: str, step: int | None = None) -> pathlib.Path:
-    """DIR/eval_<split>.json, or DIR/eval_<split>_step<step>.json for an
-    explicit checkpoint; the split made file-name safe ("test[:10]" -> "test_10")."""
-    name = re.sub(r"[^A-Za-z0-9%]+", "_", split).strip("_")
-    suffix = "" if step is None else f"_step{step}"
-    return pathlib.Path(workdir) / f"eval_{name}{suffix}.json"
 
 
 def main(argv):
@@ -80,10 +70,11 @@ def main(argv):
         likelihood=experiment.likelihood,
     )
     if jax.process_index() == 0:
-        path = output_path(workdir, _SPLIT.value, _STEP.value)
+        path = evaluation.output_path(workdir, _SPLIT.value, _STEP.value)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         os.replace(tmp, path)
+    provenance.record(workdir, "evaluate", config, result=result)
     print(json.dumps(result))
 
 

@@ -6,7 +6,9 @@ python -m experiments.train --workdir=DIR          # resume DIR with its saved c
 
 python -m experiments.train --config=configs/binarized_mnist.py:pixelcnn --print_config
 
-Writes DIR/config.json, DIR/checkpoints, DIR/metrics.jsonl, DIR/tensorboard.
+Writes DIR/config.json, DIR/checkpoints, DIR/metrics.jsonl, DIR/tensorboard, and
+the invocation's records (command, versions, devices, git commit) to
+DIR/runs.jsonl.
 Exit status: 0 done (or nothing left to train), 1 bad input or diverged (one
 line says why), 143 / 130 stopped by SIGTERM / Ctrl-C after saving a
 checkpoint (run the same command to resume).

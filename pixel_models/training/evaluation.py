@@ -1,6 +1,9 @@
 """Exact negative log-likelihood of a whole split (every example once)."""
 
+import json
 import math
+import pathlib
+import re
 
 import jax
 
@@ -38,3 +41,19 @@ def evaluate(experiment: Experiment, params, source: ImageSource) -> dict[str, f
         "nll_nats": nll,
         "bits_per_dim": float(likelihood.bits_per_dim(nll, experiment.image_shape)),
     }
+
+
+def output_path(workdir: str | pathlib.Path, split: str, step: int | None = None) -> pathlib.Path:
+    """Where `experiments.evaluate` writes its result: DIR/eval_<split>.json,
+    or DIR/eval_<split>_step<step>.json for an explicit checkpoint; the split
+    made file-name safe ("test[:10]" -> "test_10")."""
+    name = re.sub(r"[^A-Za-z0-9%]+", "_", split).strip("_")
+    suffix = "" if step is None else f"_step{step}"
+    return pathlib.Path(workdir) / f"eval_{name}{suffix}.json"
+
+
+def read_result(workdir: str | pathlib.Path, split: str) -> dict | None:
+    """The newest result `experiments.evaluate` wrote for `split` in `workdir`,
+    or None when there is none."""
+    path = output_path(workdir, split)
+    return json.loads(path.read_text()) if path.exists() else None

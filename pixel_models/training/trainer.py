@@ -21,7 +21,7 @@ import numpy as np
 from pixel_models import data, likelihood
 from pixel_models.data import input_pipeline
 from pixel_models.sampling import grid, jobs
-from pixel_models.training import checkpoints, evaluation, metric_writer, run_config
+from pixel_models.training import checkpoints, evaluation, metric_writer, provenance, run_config
 from pixel_models.training.experiment import Experiment
 from pixel_models.training.progress import progress_bar
 
@@ -110,8 +110,11 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
     """Train `run` in `workdir` to `config.num_train_steps`; returns the summary.
 
     Raises TrainingDiverged on a non-finite loss and Preempted after saving on
-    SIGTERM or SIGINT. A run already at `num_train_steps` trains nothing.
+    SIGTERM or SIGINT. A run already at `num_train_steps` trains nothing;
+    any other call adds a "train" and a "train_end" record to the workdir's
+    runs.jsonl (`provenance`).
     """
+    began = time.perf_counter()
     experiment, config = run.experiment, run.experiment.config
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +127,8 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
         return summary  # nothing to train (`final_line` says so); nothing written
     if jax.process_index() == 0:
         run_config.save_config(config, workdir)
+    provenance.record(workdir, "train", config)
+    ended = "failed"  # unless the loop says otherwise: an error, a second Ctrl-C
     iterator = input_pipeline.train_iterator(
         input_pipeline.train_batches(run.train_data, config.batch_size, config.seed)
     )
@@ -179,11 +184,26 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
                 if save:
                     checkpoints.save(manager, state, iterator.get_state(), step)
                 if preempted is not None:
+                    ended = "preempted"
                     raise preempted
+        ended = "done"
+    except TrainingDiverged:
+        ended = "diverged"
+        raise
     finally:
         manager.wait_until_finished()  # a save in flight completes, whatever happened
         progress.close()
         writer.close()
+        # The last logged step: `state` may be donated away by a step that failed.
+        provenance.record(
+            workdir,
+            "train_end",
+            config,
+            start_step=start,
+            step=summary["step"],
+            seconds=time.perf_counter() - began,
+            ended=ended,
+        )
     summary["step"] = int(state.step)
     return summary
 
