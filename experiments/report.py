@@ -1,0 +1,330 @@
+"""Tabulate sweeps: every member, every seed group, and a same-seed check.
+
+python -m experiments.report --workdir=ROOT [--workdir=ROOT2 ...] [--split=test]
+
+Reads each ROOT/sweep.json (written by experiments.sweep) and, per member,
+ROOT/<name>/eval_<split>.json, runs.jsonl and metrics.jsonl. Writes
+report.md, report.csv (one row per member) and report.png into the first
+ROOT, and prints the Markdown:
+- Members: model, dataset, seed, steps, wall time (the seconds of the
+  `train_end` records summed: invocations killed with SIGKILL leave none),
+  NLL on the split (nats per image for binary data, K=2; bits/dim otherwise)
+  beside the published number (`config.reference`), and the status of any
+  member not finished: never started, stopped at a step, not evaluated.
+- Across seeds: members whose configs are equal but for `seed`: the mean ±
+  sample standard deviation over their distinct seeds, and n.
+- Same config: members whose configs are identical, seed included (the same
+  member in two ROOTs), must give the same bits. A relative NLL difference
+  above 1e-6 is flagged. Beside each: the device kind and count, processes
+  and CPU cores it ran on (runs.jsonl): only the same promise the same bits
+  (on CPU, XLA splits its sums by the number of cores).
+The split defaults to the one the sweep evaluated (sweep.json).
+"""
+
+import csv
+import dataclasses
+import json
+import pathlib
+import statistics
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+from absl import flags  # noqa: E402
+
+from experiments import launch  # noqa: E402
+from pixel_models.training import evaluation, metric_writer, provenance  # noqa: E402
+
+_WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Root of a sweep (repeat for more)")
+_SPLIT = flags.DEFINE_string("split", None, "Evaluated split to report (default: the sweep's)")
+flags.mark_flags_as_required(["workdir"])
+
+SWEEP_FILE = "sweep.json"  # experiments.sweep's
+TOLERANCE = 1e-6  # relative NLL difference between identical configs that is flagged
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One member of a sweep as its files show it."""
+
+    label: str  # its name, after its root when several are reported
+    group: str  # its name without the seed
+    config: dict
+    result: dict | None  # eval_<split>.json
+    records: list[dict]  # runs.jsonl
+    workdir: pathlib.Path
+
+    @property
+    def done(self) -> bool:
+        """Evaluated at its last step."""
+        return self.result is not None and self.result["step"] == self.config["num_train_steps"]
+
+    @property
+    def status(self) -> str:
+        """ "done", or how far it got."""
+        if self.done:
+            return "done"
+        target = self.config["num_train_steps"]
+        ends = [r for r in self.records if r["program"] == "train_end"]
+        if self.result is not None:
+            return f"evaluated at step {self.result['step']} of {target}"
+        if ends and ends[-1]["step"] == target:
+            return "trained, not evaluated"
+        if ends:
+            how = "trained to" if ends[-1]["ended"] == "done" else f"{ends[-1]['ended']} at"
+            return f"{how} step {ends[-1]['step']} of {target}"
+        return "started, no step recorded" if self.workdir.exists() else "not started"
+
+    @property
+    def steps(self) -> int | None:
+        if self.result is not None:
+            return self.result["step"]
+        ends = [r["step"] for r in self.records if r["program"] == "train_end"]
+        return ends[-1] if ends else None
+
+    @property
+    def seconds(self) -> float:
+        return sum(r["seconds"] for r in self.records if r["program"] == "train_end")
+
+    @property
+    def devices(self) -> str:
+        """The device kinds and counts its train and evaluate invocations ran on."""
+        kinds = {
+            f"{r['device_kind']} x{r['num_devices']} (processes {r['num_processes']}, "
+            f"CPU cores {r['cpu_cores']})"
+            for r in self.records
+        }
+        return " + ".join(sorted(kinds)) or "unknown"
+
+    @property
+    def nll(self) -> tuple[float, str]:
+        """The NLL as reported: nats per image for binary data, else bits/dim."""
+        if self.config["model"]["num_levels"] == 2:
+            return self.result["nll_nats"], "nats/image"
+        return self.result["bits_per_dim"], "bits/dim"
+
+
+def load(roots: list[pathlib.Path], split: str | None) -> tuple[list[Member], list[str]]:
+    """The members of every root, and each root's split."""
+    members, splits = [], []
+    for root in roots:
+        path = root / SWEEP_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{root} has no {SWEEP_FILE}: not the --workdir of a sweep")
+        sweep = json.loads(path.read_text())
+        root_split = split or sweep["split"]
+        splits.append(root_split)
+        for entry in sweep["members"]:
+            workdir = root / entry["name"]
+            label = entry["name"] if len(roots) == 1 else f"{root}/{entry['name']}"
+            result = evaluation.read_result(workdir, root_split)
+            records = provenance.read(workdir)
+            members.append(Member(label, entry["group"], entry["config"], result, records, workdir))
+    return members, splits
+
+
+def _key(config: dict, *without: str) -> str:
+    return json.dumps({k: v for k, v in config.items() if k not in without}, sort_keys=True)
+
+
+def _groups(members: list[Member], *without: str) -> list[list[Member]]:
+    """Finished members whose configs are equal but for the fields `without`."""
+    groups = {}
+    for member in members:
+        if member.done:
+            groups.setdefault(_key(member.config, *without), []).append(member)
+    return list(groups.values())
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; a `|` in a cell is escaped."""
+    lines = [header, ["---"] * len(header)]
+    lines += [[str(cell).replace("|", "\\|") for cell in row] for row in rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def member_table(members: list[Member]) -> str:
+    rows = []
+    for m in members:
+        nll = "{:.4f} {}".format(*m.nll) if m.done else "—"
+        rows.append(
+            [
+                m.label,
+                m.config["model"]["name"],
+                m.config["dataset"]["name"],
+                m.config["seed"],
+                "—" if m.steps is None else m.steps,
+                _duration(m.seconds),
+                nll,
+                m.config.get("reference", ""),
+                m.status,
+            ]
+        )
+    header = ["member", "model", "dataset", "seed", "steps", "wall time", "NLL", "published"]
+    return _table([*header, "status"], rows)
+
+
+def seed_table(members: list[Member]) -> str:
+    """Mean ± std over the distinct seeds of each group of equal configs."""
+    rows = []
+    for group in _groups(members, "seed"):
+        by_seed = {}
+        for m in group:
+            by_seed.setdefault(m.config["seed"], m.nll)
+        values = [value for value, _ in by_seed.values()]
+        unit = group[0].nll[1]
+        spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+        first = group[0].config
+        rows.append(
+            [
+                group[0].group,
+                first["model"]["name"],
+                first["dataset"]["name"],
+                len(values),
+                ", ".join(str(s) for s in sorted(by_seed)),
+                f"{statistics.mean(values):.4f}{spread} {unit}",
+            ]
+        )
+    return _table(["recipe", "model", "dataset", "n", "seeds", "NLL mean ± std"], rows)
+
+
+def same_config_lines(members: list[Member]) -> list[str]:
+    """One line per set of identical configs: the same bits, or flagged."""
+    lines = []
+    for group in _groups(members):
+        if len(group) < 2:
+            continue
+        first = group[0].result["nll_nats"]
+        worst = max(abs(m.result["nll_nats"] - first) / abs(first) for m in group)
+        runs = "; ".join(f"`{m.label}` {m.result['nll_nats']!r} nats on {m.devices}" for m in group)
+        if worst > TOLERANCE:
+            verdict = (
+                f"**FLAGGED: the same config gave other bits** (relative difference {worst:.2g})"
+            )
+        elif worst:
+            verdict = f"same within {TOLERANCE:g} (relative difference {worst:.2g})"
+        else:
+            verdict = "same bits"
+        lines.append(f"- {verdict}: {runs}")
+    return lines or ["- no two finished members share a config"]
+
+
+def report_markdown(members: list[Member], roots: list[pathlib.Path], splits: list[str]) -> str:
+    sources = ", ".join(
+        f"`{root}` (split {split})" for root, split in zip(roots, splits, strict=True)
+    )
+    unfinished = [f"- `{m.label}`: {m.status}" for m in members if not m.done]
+    parts = [
+        "# Sweep report",
+        f"Sweeps: {sources}. NLL: nats per image for binary data (K=2), else bits/dim. "
+        "Wall time: the training invocations' seconds (runs.jsonl).",
+        "## Members",
+        member_table(members),
+        "## Across seeds (configs equal but for the seed)",
+        seed_table(members),
+        f"## Same config, same bits (flagged above {TOLERANCE:g} relative)",
+        "\n".join(same_config_lines(members)),
+        "## Not finished",
+        "\n".join(unfinished) or "- none",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_csv(members: list[Member], path: pathlib.Path) -> None:
+    header = ["member", "status", "model", "dataset", "seed", "steps", "num_train_steps"]
+    header += ["wall_seconds", "split", "nll_nats", "bits_per_dim", "devices", "reference"]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for m in members:
+            result = m.result if m.done else {}
+            writer.writerow(
+                [
+                    m.label,
+                    m.status,
+                    m.config["model"]["name"],
+                    m.config["dataset"]["name"],
+                    m.config["seed"],
+                    m.steps,
+                    m.config["num_train_steps"],
+                    round(m.seconds, 3),
+                    result.get("split"),
+                    result.get("nll_nats"),
+                    result.get("bits_per_dim"),
+                    m.devices,
+                    m.config.get("reference", ""),
+                ]
+            )
+
+
+def _plot_nll(ax, groups: list[list[Member]], ylabel: str) -> None:
+    """Each finished member's NLL by recipe (a point marked with its seed),
+    and the recipe's mean (a bar)."""
+    for x, group in enumerate(groups):
+        values = [m.nll[0] for m in group]
+        spread = [0.4 * (i + 0.5) / len(group) - 0.2 for i in range(len(group))]
+        ax.scatter([x + d for d in spread], values, color=f"C{x}", zorder=3)
+        for d, value, m in zip(spread, values, group, strict=True):
+            ax.annotate(f"seed {m.config['seed']}", (x + d, value), fontsize="x-small")
+        ax.hlines(statistics.mean(values), x - 0.3, x + 0.3, color=f"C{x}")
+    ax.set_xticks(range(len(groups)), [g[0].group for g in groups], rotation=15, ha="right")
+    ax.set(ylabel=ylabel, title="NLL by recipe (bar: mean)")
+
+
+def _plot_curves(ax, members: list[Member]) -> None:
+    """The periodic evaluation's bits/dim against step, per member."""
+    for m in members:
+        if (m.workdir / metric_writer.METRICS_FILE).exists():
+            rows = metric_writer.read_metrics(m.workdir)
+            points = [(r["step"], r.get("eval_bits_per_dim")) for r in rows]
+            points = [(step, value) for step, value in points if value is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker=".", label=m.label)
+    ax.set(xlabel="step", ylabel="bits/dim on config.dataset.eval_split", title="Evaluation")
+    if ax.lines:
+        ax.legend(fontsize="small")
+
+
+def plot(members: list[Member], splits: list[str], path: pathlib.Path) -> None:
+    """One panel of NLL by recipe per unit (nats/image, bits/dim), then the
+    evaluation curves."""
+    groups = _groups(members, "seed")
+    units = sorted({group[0].nll[1] for group in groups})
+    fig, axes = plt.subplots(1, len(units) + 1, figsize=(6 * (len(units) + 1), 4.8), dpi=120)
+    fig.suptitle(f"Split {' / '.join(sorted(set(splits)))}")
+    axes = list(getattr(axes, "flat", [axes]))
+    for ax, unit in zip(axes, units, strict=False):
+        _plot_nll(ax, [g for g in groups if g[0].nll[1] == unit], f"NLL ({unit})")
+    _plot_curves(axes[-1], members)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv):
+    del argv
+    roots = [pathlib.Path(w) for w in _WORKDIRS.value]
+    try:
+        members, splits = load(roots, _SPLIT.value)
+    except (OSError, ValueError) as e:
+        launch.fail("report", e)
+    markdown = report_markdown(members, roots, splits)
+    (roots[0] / "report.md").write_text(markdown)
+    write_csv(members, roots[0] / "report.csv")
+    plot(members, splits, roots[0] / "report.png")
+    print(markdown)
+    print(f"report: wrote {roots[0] / 'report.md'}, report.csv and report.png")
+
+
+if __name__ == "__main__":
+    launch.run(main)

@@ -1,0 +1,126 @@
+"""experiments.report over two sweep roots written here: the member table
+(with unfinished members), seed statistics, the same-config check that
+flags a doctored result, and the files it writes."""
+
+import csv
+import json
+import math
+import pathlib
+
+from configs import binarized_mnist, mnist
+from pixel_models.training import evaluation, provenance
+from tests.test_trainer import cli, run_ok
+
+SPLIT = "test[:16]"
+
+
+def member_config(dataset, seed: int) -> dict:
+    config = dataset.get_config("pixelcnn,tiny")
+    config.seed, config.num_train_steps = seed, 4
+    return json.loads(config.to_json())
+
+
+def record(program: str, **fields) -> dict:
+    where = {"device_kind": "cpu", "num_devices": 1, "num_processes": 1, "cpu_cores": 2}
+    return {"program": program, **where, **fields}
+
+
+def write_root(root: pathlib.Path, members: list[tuple]) -> None:
+    """A sweep root as experiments.sweep leaves it: `members` are (name,
+    group, config, test NLL in nats or None, runs.jsonl records)."""
+    entries = []
+    for name, group, config, nll, records in members:
+        entries.append({"name": name, "group": group, "config": config})
+        workdir = root / name
+        if records:
+            workdir.mkdir(parents=True)
+            lines = [json.dumps(r) + "\n" for r in records]
+            (workdir / provenance.RECORDS_FILE).write_text("".join(lines))
+        if nll is not None:
+            bits = nll / (28 * 28 * math.log(2))
+            result = {"split": SPLIT, "step": 4, "nll_nats": nll, "bits_per_dim": bits}
+            evaluation.output_path(workdir, SPLIT).write_text(json.dumps(result))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "sweep.json").write_text(json.dumps({"split": SPLIT, "members": entries}))
+
+
+def table_rows(markdown: str) -> dict[str, list[str]]:
+    """The rows of the Markdown tables, by their first cell."""
+    rows = [line.strip("|").split("|") for line in markdown.splitlines() if line.startswith("|")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
+
+
+def finished(seconds: float) -> list[dict]:
+    return [
+        record("train"),
+        record("train_end", start_step=0, step=4, seconds=seconds, ended="done"),
+        record("evaluate"),
+    ]
+
+
+def test_report_tabulates_members_seeds_and_flags_other_bits(tmp_path):
+    seed = {s: member_config(binarized_mnist, s) for s in range(4)}
+    stopped = [
+        record("train"),
+        record("train_end", start_step=0, step=2, seconds=3.0, ended="preempted"),
+    ]
+    resumed = [*stopped, *finished(5.0)]
+    first, second = tmp_path / "first", tmp_path / "second"
+    write_root(
+        first,
+        [
+            ("pixelcnn-tiny.seed=0", "pixelcnn-tiny", seed[0], 100.0, resumed),
+            ("pixelcnn-tiny.seed=1", "pixelcnn-tiny", seed[1], 102.0, finished(4.0)),
+            ("pixelcnn-tiny.seed=2", "pixelcnn-tiny", seed[2], None, stopped),
+            ("pixelcnn-tiny.seed=3", "pixelcnn-tiny", seed[3], None, []),
+            ("mnist", "mnist", member_config(mnist, 0), 800.0, finished(6.0)),
+        ],
+    )
+    write_root(
+        second,
+        [
+            ("pixelcnn-tiny.seed=0", "pixelcnn-tiny", seed[0], 100.0, finished(7.0)),
+            ("pixelcnn-tiny.seed=1", "pixelcnn-tiny", seed[1], 102.0 * (1 + 1e-5), finished(7.0)),
+        ],
+    )
+    out, _ = run_ok("experiments.report", f"--workdir={first}", f"--workdir={second}")
+    markdown = (first / "report.md").read_text()
+    assert markdown in out
+    rows = table_rows(markdown)
+    assert rows[f"{first}/pixelcnn-tiny.seed=0"] == [
+        *["pixelcnn", "binarized_mnist", "0", "4", "8.0 s", "100.0000 nats/image"],
+        *["PixelRNN paper Table 4: PixelCNN 81.30 nats", "done"],
+    ]
+    assert rows[f"{first}/pixelcnn-tiny.seed=2"][-1] == "preempted at step 2 of 4"
+    assert rows[f"{first}/pixelcnn-tiny.seed=3"][-1] == "not started"
+    assert rows[f"{first}/mnist"][5] == f"{800 / 784 / math.log(2):.4f} bits/dim"  # K=256
+    # Seeds 0 and 1 (the second root's repeat of seed 0 counts once); MNIST alone.
+    assert rows["pixelcnn-tiny"] == [
+        *["pixelcnn", "binarized_mnist", "2", "0, 1", "101.0000 ± 1.4142 nats/image"]
+    ]
+    assert rows["mnist"][:4] == ["pixelcnn", "mnist", "1", "0"]
+    same, flagged = [
+        line for line in markdown.splitlines() if line.startswith("- ") and "nats on" in line
+    ]
+    assert same.startswith("- same bits: ")
+    assert (
+        f"`{second}/pixelcnn-tiny.seed=0` 100.0 nats on cpu x1 (processes 1, CPU cores 2)" in same
+    )
+    assert flagged.startswith(
+        "- **FLAGGED: the same config gave other bits** (relative difference 1e-05): "
+    )
+    assert f"- `{first}/pixelcnn-tiny.seed=3`: not started" in markdown
+    with open(first / "report.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 7 and table[0]["status"] == "done" and table[0]["wall_seconds"] == "8.0"
+    assert table[2]["nll_nats"] == "" and table[2]["status"] == "preempted at step 2 of 4"
+    assert (first / "report.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_folder_without_a_sweep_is_refused(tmp_path):
+    process = cli("experiments.report", f"--workdir={tmp_path}")
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert (
+        err.strip() == f"report: error: {tmp_path} has no sweep.json: not the --workdir of a sweep"
+    )
