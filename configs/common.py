@@ -174,9 +174,6 @@ def get_config(
         config.conditioning = "label"
         config.model.num_classes = data.get_spec(dataset_config.name).num_classes
         config.reference = recipe.conditional_reference or recipe.reference
-    _update(config, recipe.training)
-    for variant in sorted(options & set(recipe.variants)):
-        _update(config, recipe.variants[variant])
     config.log_every_steps = 100
     config.eval_every_steps = 5_000
     config.checkpoint_every_steps = 1_000
@@ -185,6 +182,9 @@ def get_config(
     # every `sample_every_steps` (0: never).
     config.sample_every_steps = 10_000
     config.num_sample_images = 16
+    _update(config, recipe.training)
+    for variant in sorted(options & set(recipe.variants)):
+        _update(config, recipe.variants[variant])
     if "tiny" in options:
         config.model.update(recipe.tiny)
         config.batch_size = 8

@@ -79,8 +79,20 @@ def variants():
 @pytest.mark.parametrize("dataset,model,variant", list(variants()))
 def test_variants_change_their_recipe_only(dataset, model, variant):
     module = importlib.import_module(f"configs.{dataset}")
-    assert module.get_config(f"{model},{variant}") != module.get_config(model)
+    config = module.get_config(f"{model},{variant}")
+    assert config != module.get_config(model)
+    for field, value in module.RECIPES[model].variants[variant].items():  # none overwritten
+        for key, want in value.items() if isinstance(value, dict) else [(None, value)]:
+            assert (config[field] if key is None else config[field][key]) == want, (field, key)
     for other, recipe in module.RECIPES.items():
         if variant not in recipe.variants:
             with pytest.raises(ValueError, match="unknown config option"):
                 module.get_config(f"{other},{variant}")
+
+
+@pytest.mark.parametrize("sweep", ["cpu20", "seeds"])
+def test_binarized_mnist_sweeps_resolve(sweep, tmp_path):
+    from experiments import sweep as sweeps
+
+    members = sweeps.load_members(f"configs/binarized_mnist.py:{sweep}", tmp_path, "test")
+    assert len(members) == len({m.name for m in members}) > 1
