@@ -48,17 +48,20 @@ def keep_host_memory() -> bool:
     return all(libc.mallopt(param, value) == 1 for param, value in settings)
 
 
-def setup(argv: list[str]) -> None:
+def setup(argv: list[str], join_job: bool = True) -> None:
     """Refuse stray arguments, keep host memory for reuse (`keep_host_memory`),
     quiet library logs (orbax logs every file it writes at INFO; pass
-    --verbosity=0 to see them), and join a multi-process job when this is one
-    process of several: explicit flags, or what JAX detects by itself (TPU
-    pods, SLURM)."""
+    --verbosity=0 to see them), and, with `join_job`, join a multi-process job
+    when this is one process of several: explicit flags, or what JAX detects
+    by itself (TPU pods, SLURM). Programs that only start or read runs (sweep,
+    report) pass `join_job=False`."""
     if len(argv) > 1:
         fail(pathlib.Path(argv[0]).stem, ValueError(f"unexpected arguments {argv[1:]}"))
     keep_host_memory()
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
+    if not join_job:
+        return
     if _COORDINATOR.value is not None:
         jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "TPU_WORKER_HOSTNAMES" in os.environ:

@@ -312,7 +312,7 @@ def plot(members: list[Member], splits: list[str], path: pathlib.Path) -> None:
 
 
 def main(argv):
-    del argv
+    launch.setup(argv, join_job=False)
     roots = [pathlib.Path(w) for w in _WORKDIRS.value]
     try:
         members, splits = load(roots, _SPLIT.value)

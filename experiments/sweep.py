@@ -462,10 +462,9 @@ def run_here(root: pathlib.Path, members: list[Member], split: str) -> None:
 
 
 def main(argv):
-    # Not `launch.setup`: the sweep never joins a JAX job; its train and
-    # evaluate children do (under srun, each task's).
-    if len(argv) > 1:
-        launch.fail("sweep", ValueError(f"unexpected arguments {argv[1:]}"))
+    # The sweep never joins a JAX job; its train and evaluate children do
+    # (under srun, each task's).
+    launch.setup(argv, join_job=False)
     root, split = pathlib.Path(_WORKDIR.value).absolute(), _SPLIT.value
     try:
         if _SUBMIT.value and _LAUNCHER.value != "slurm":
