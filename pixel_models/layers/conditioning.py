@@ -6,6 +6,7 @@ PixelCNN and PixelCNN++.
 learned table, `V h`) or a float embedding `[B, D]` (a Dense layer,
 `V h + b`). A model asks for all the biases it needs at once (one lookup or
 one GEMM) and splits them per layer: the same as a table or Dense per layer.
+Unconditional models refuse a `cond` with `check_unconditional`.
 """
 
 from typing import Any
@@ -14,6 +15,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+def check_unconditional(model: nn.Module, cond) -> None:
+    """Raise unless `cond` is None: `model` takes no conditioning."""
+    if cond is not None:
+        raise ValueError(f"{type(model).__name__} is unconditional: call it with cond=None")
 
 
 def _check_labels(labels: jnp.ndarray, num_classes: int) -> None:

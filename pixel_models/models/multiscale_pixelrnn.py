@@ -58,6 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pixel_models.distributions import CategoricalModel
+from pixel_models.layers.conditioning import check_unconditional
 from pixel_models.layers.pixel_io import scale_pixels
 from pixel_models.models.pixelrnn import DiagonalBiLSTM, PixelRNN, RowLSTM
 from pixel_models.sampling import Stage, Stepper
@@ -202,7 +203,7 @@ class MultiScalePixelRNN(_MultiScaleFields):
     @nn.compact
     def __call__(self, x: jnp.ndarray, cond=None, train: bool = False) -> jnp.ndarray:
         del train  # no dropout or batch statistics
-        self.check_unconditional(cond)
+        check_unconditional(self, cond)
         x_small = self.subsample(x)
         logits = self.conditional()(x, x_small)
         k = self.scale
@@ -212,7 +213,7 @@ class MultiScalePixelRNN(_MultiScaleFields):
     def sampling_stages(self, variables, cond=None) -> tuple[Stage, Stage]:
         """`x_small` by the small network; then, given it, the rest of the
         image by the conditional network (the subsampled pixels held known)."""
-        self.check_unconditional(cond)
+        check_unconditional(self, cond)
         params = variables["params"]
         every = slice(None, None, self.scale)
         return (
@@ -257,9 +258,3 @@ class MultiScalePixelRNN(_MultiScaleFields):
             self.dtype,
             name="conditional",
         )
-
-    @nn.nowrap
-    def check_unconditional(self, cond) -> None:
-        """Raise unless `cond` is None."""
-        if cond is not None:
-            raise ValueError("MultiScalePixelRNN is unconditional: call it with cond=None")

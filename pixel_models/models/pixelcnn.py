@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from pixel_models.distributions import CategoricalModel
+from pixel_models.layers.conditioning import check_unconditional
 from pixel_models.layers.masked_conv import MaskedConv
 from pixel_models.layers.pixel_io import categorical_output, scale_pixels
 from pixel_models.sampling import Stepper, fast_pixelcnn
@@ -73,8 +74,7 @@ class PixelCNN(CategoricalModel, nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray, cond=None, train: bool = False) -> jnp.ndarray:
         del train  # no dropout or batch statistics
-        if cond is not None:
-            raise ValueError("PixelCNN is unconditional: call it with cond=None")
+        check_unconditional(self, cond)
         num_colors = x.shape[-1]
         z = self.input_conv(num_colors)(scale_pixels(x, self.num_levels))
         for block in self.blocks(num_colors):

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from pixel_models.distributions import CategoricalModel
+from pixel_models.layers.conditioning import check_unconditional
 from pixel_models.layers.masked_conv import MaskedConv
 from pixel_models.layers.pixel_io import categorical_output, scale_pixels
 from pixel_models.sampling import Stepper
@@ -250,12 +251,6 @@ class PixelRNN(CategoricalModel, nn.Module):
         """Layer l's 1x1 mask-B conv h -> 2h (parameters `MaskedConv_{l+1}`)."""
         return MaskedConv(2 * self.hidden_dim, (1, 1), "B", num_colors, dtype=self.dtype)
 
-    @nn.nowrap
-    def check_unconditional(self, cond) -> None:
-        """Raise unless `cond` is None."""
-        if cond is not None:
-            raise ValueError(f"{type(self).__name__} is unconditional: call it with cond=None")
-
     @nn.compact
     def __call__(
         self,
@@ -268,7 +263,7 @@ class PixelRNN(CategoricalModel, nn.Module):
         input-to-state gates (it must not depend on `x`: causality is the
         caller's)."""
         del train  # no dropout or batch statistics
-        self.check_unconditional(cond)
+        check_unconditional(self, cond)
         num_colors = x.shape[-1]
         pixels = scale_pixels(x, self.num_levels)
         z = self.input_conv(num_colors)(pixels)
@@ -299,7 +294,7 @@ class RowLSTM(PixelRNN):
         `layer_biases` as for `__call__`."""
         from pixel_models.sampling import fast_pixelrnn  # imports this module
 
-        self.check_unconditional(cond)
+        check_unconditional(self, cond)
         return fast_pixelrnn.row_lstm_stepper(self, variables, layer_biases)
 
 
@@ -317,5 +312,5 @@ class DiagonalBiLSTM(PixelRNN):
         `layer_biases` as for `__call__`."""
         from pixel_models.sampling import fast_pixelrnn  # imports this module
 
-        self.check_unconditional(cond)
+        check_unconditional(self, cond)
         return fast_pixelrnn.diagonal_bilstm_stepper(self, variables, layer_biases)
