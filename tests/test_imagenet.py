@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from pixel_models import data
+from tests.test_trainer import run_ok
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRAIN_FILES = [f"train_data_batch_{i}.npz" for i in range(1, 11)]
@@ -169,6 +170,7 @@ _READ_BATCHES = """
 import json, resource, sys
 import ml_collections
 from pixel_models import data
+from tests.test_trainer import run_ok
 from pixel_models.data import input_pipeline
 
 def right(batch):  # example k is all k mod 250, its label -k mod 1000
@@ -231,14 +233,6 @@ def test_a_recipe_trains_and_evaluates_on_synthetic_files(tmp_path, dataset, arg
     size = data.get_spec(dataset).image_shape[0]
     write_imagenet(tmp_path / "data", size, [4] * 10, 20, compressed=(TRAIN_FILES[0],))
     workdir = tmp_path / "run"
-
-    def run_ok(module, *flags):
-        out = subprocess.run(
-            [sys.executable, "-m", module, *flags], cwd=ROOT, capture_output=True, text=True
-        )
-        assert out.returncode == 0, out.stderr
-        return out
-
     run_ok(
         "experiments.train",
         f"--config=configs/{dataset}.py:{arg}",
