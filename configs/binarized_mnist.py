@@ -34,7 +34,7 @@ RECIPES = {
         model=dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
         tiny=common.TINY,
         reference="PixelRNN paper Table 4: PixelCNN 81.30 nats",
-        cpu_chunk_pixels=8_192,  # 8 images
+        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
         training=RMSPROP_TRAINING,
         # Twice as wide, Adam at 2e-3: 88.003 test nats; 1,203 CPU seconds
         # (README, Results; docs/measurements.md has the others tried).
@@ -73,7 +73,7 @@ RECIPES = {
         tiny=common.TINY_GATED,
         reference="no published binarized-MNIST Gated PixelCNN; PixelRNN paper Table 4: "
         "PixelCNN 81.30, Diagonal BiLSTM 79.20 nats",
-        cpu_chunk_pixels=8_192,  # 8 images
+        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
         training=RMSPROP_TRAINING,
     ),
     # Not in the PixelCNN++ paper. At K=2 each component's two bins split the

@@ -13,7 +13,7 @@ RECIPES = {
         model=dict(hidden_dim=128, num_layers=15, output_hidden_dim=1024),
         tiny=common.TINY,
         reference="PixelRNN paper Table 5: PixelCNN 3.14 bits/dim",
-        cpu_chunk_pixels=8_192,  # 8 images
+        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
     ),
     # Sec. 5.2/Table 5: 12 layers of h=128 for both PixelRNNs on CIFAR-10.
     "row_lstm": common.Recipe(
@@ -39,7 +39,7 @@ RECIPES = {
         ),
         tiny=common.TINY_GATED,
         reference="Gated PixelCNN paper Table 1: 3.03 bits/dim",
-        cpu_chunk_pixels=8_192,  # 8 images
+        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
         conditional=True,
         conditional_reference="no published class-conditional CIFAR-10 figure; compare with "
         "the unconditional 3.03 bits/dim",
@@ -61,7 +61,7 @@ RECIPES = {
         tiny=common.TINY_GATED | dict(encoder_dim=8, encoder_layers=2),
         reference="no published CIFAR-10 figure (the paper's is on ImageNet); the NLL is "
         "p(x | code(x)), not comparable with p(x)",
-        cpu_chunk_pixels=8_192,  # 8 images
+        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
     ),
     # PixelCNN++ paper Sec. 3 and openai/pixel-cnn's defaults: 3 resolutions
     # of 5 gated ResNet blocks per stream, 160 filters, 10 logistics, dropout

@@ -57,7 +57,7 @@ RECIPES = {
         ),
         tiny=common.TINY_GATED,
         reference="Gated PixelCNN paper Table 2: 3.83 bits/dim (32x32 validation)",
-        cpu_chunk_pixels=8_192,  # 8 images
+        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
         conditional=True,
         conditional_reference="no published class-conditional figure (Gated PixelCNN paper "
         "Sec. 3.2 shows samples); compare with the unconditional 3.83 bits/dim",

@@ -12,7 +12,7 @@ RECIPES = {
         model=dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
         tiny=common.TINY,
         reference="no published 8-bit MNIST PixelCNN figure; compare bits/dim runs",
-        cpu_chunk_pixels=8_192,  # 8 images
+        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
     ),
     # Sizes as on binarized MNIST (configs/binarized_mnist.py); `,conditional`
     # conditions on the digit class.
@@ -22,7 +22,7 @@ RECIPES = {
         ),
         tiny=common.TINY_GATED,
         reference="no published 8-bit MNIST Gated PixelCNN figure; compare bits/dim runs",
-        cpu_chunk_pixels=8_192,  # 8 images
+        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
         conditional=True,
         conditional_reference="no published figure; compare with the unconditional recipe",
     ),
