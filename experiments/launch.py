@@ -25,40 +25,54 @@ _PROCESS_ID = flags.DEFINE_integer(
 
 
 # glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 
 
-def keep_host_memory() -> bool:
+def keep_host_memory(one_arena: bool = False) -> bool:
     """Let XLA:CPU reuse its host memory from one step to the next (glibc).
 
     XLA:CPU mallocs each execution's scratch buffer (hundreds of MB) from a
     worker thread. glibc serves a block that large from a fresh mmap and
     unmaps it on free, so every step page-faults all of it again (README,
     Speed, has the measurements). No mmap and a 2 GiB trim threshold keep
-    freed blocks in the heap for the next step. (A single arena as well cost
-    15-20% of the train speed: XLA's worker threads then queue on its lock.)
-    Call it before JAX's first computation. Accelerator
-    memory is not affected; on another C library this does nothing. Returns
-    whether glibc took the settings.
+    freed blocks in the heap for the next step.
+
+    `one_arena` also serves every thread from the main arena. Models whose
+    CPU steps run unchunked (`one_arena_for`: the PixelRNNs' row scans) need
+    it: glibc unmaps a worker thread's arena heap whenever all of it is free,
+    and the Row LSTM's train step then page-faults 7x as often and runs
+    25-30% slower. The chunked convolutional models lose 15-45% with it:
+    their many small allocations queue on the one arena's lock. Call it
+    before JAX's first computation (worker threads choose their arena then).
+    Accelerator memory is not affected; on another C library this does
+    nothing. Returns whether glibc took the settings.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
+    settings = [(_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1)]
+    if one_arena:
+        settings.append((_M_ARENA_MAX, 1))
     return all(libc.mallopt(param, value) == 1 for param, value in settings)
 
 
-def setup(argv: list[str], join_job: bool = True) -> None:
-    """Refuse stray arguments, keep host memory for reuse (`keep_host_memory`),
-    quiet library logs (orbax logs every file it writes at INFO; pass
-    --verbosity=0 to see them), and, with `join_job`, join a multi-process job
-    when this is one process of several: explicit flags, or what JAX detects
-    by itself (TPU pods, SLURM). Programs that only start or read runs (sweep,
-    report) pass `join_job=False`."""
+def one_arena_for(config) -> bool:
+    """Whether `keep_host_memory` should use one arena for `config` (None:
+    not known yet): for recipes whose CPU steps run unchunked."""
+    return config is not None and not config.get("cpu_chunk_pixels", 0)
+
+
+def setup(argv: list[str], join_job: bool = True, one_arena: bool = False) -> None:
+    """Refuse stray arguments, keep host memory for reuse (`keep_host_memory`,
+    in one arena with `one_arena`), quiet library logs (orbax logs every file
+    it writes at INFO; pass --verbosity=0 to see them), and, with `join_job`,
+    join a multi-process job when this is one process of several: explicit
+    flags, or what JAX detects by itself (TPU pods, SLURM). Programs that only
+    start or read runs (sweep, report) pass `join_job=False`."""
     if len(argv) > 1:
         fail(pathlib.Path(argv[0]).stem, ValueError(f"unexpected arguments {argv[1:]}"))
-    keep_host_memory()
+    keep_host_memory(one_arena)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     if not join_job:

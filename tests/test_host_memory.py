@@ -48,3 +48,12 @@ def test_keep_host_memory_stops_per_step_page_faults():
     default, kept = _faults_per_step("default"), _faults_per_step("keep")
     assert default > 10_000, "the scratch buffer no longer comes from mmap: test needs updating"
     assert kept < 0.01 * default, (default, kept)
+
+
+def test_one_arena_only_for_unchunked_recipes():
+    from configs import binarized_mnist
+    from experiments import launch
+
+    assert launch.one_arena_for(binarized_mnist.get_config("row_lstm"))
+    assert not launch.one_arena_for(binarized_mnist.get_config("gated_pixelcnn"))
+    assert not launch.one_arena_for(None)  # resuming without --config: not known
