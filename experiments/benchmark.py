@@ -179,7 +179,7 @@ def benchmark(
 
 
 def main(argv):
-    launch.setup(argv, one_arena=launch.one_arena_for(_CONFIG.value))
+    launch.setup(argv, one_arena=launch.one_arena_for(_CONFIG))
     try:
         result = benchmark(
             _CONFIG.value, _SECONDS.value, _ROUNDS.value, _PEER.value, _SAMPLE_ROWS.value

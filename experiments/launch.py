@@ -57,10 +57,16 @@ def keep_host_memory(one_arena: bool = False) -> bool:
     return all(libc.mallopt(param, value) == 1 for param, value in settings)
 
 
-def one_arena_for(config) -> bool:
-    """Whether `keep_host_memory` should use one arena for `config` (None:
-    not known yet): for recipes whose CPU steps run unchunked."""
-    return config is not None and not config.get("cpu_chunk_pixels", 0)
+def one_arena_for(config_flag) -> bool:
+    """Whether `keep_host_memory` should use one arena for the program's
+    `--config` (`config_flag`, its flag holder): for recipes whose CPU steps
+    run unchunked. False when no config was given or it did not load (the
+    program reports that next)."""
+    try:
+        config = config_flag.value
+        return config is not None and not config.get("cpu_chunk_pixels", 0)
+    except OSError:  # ml_collections' stand-in for a config that failed to load
+        return False
 
 
 def setup(argv: list[str], join_job: bool = True, one_arena: bool = False) -> None:

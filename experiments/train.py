@@ -33,7 +33,7 @@ _PRINT_CONFIG = flags.DEFINE_bool(
 
 
 def main(argv):
-    launch.setup(argv, one_arena=launch.one_arena_for(_CONFIG.value))
+    launch.setup(argv, one_arena=launch.one_arena_for(_CONFIG))
     workdir = _WORKDIR.value
     if _PRINT_CONFIG.value and _CONFIG.value is not None:
         print(_CONFIG.value)

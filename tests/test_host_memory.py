@@ -51,9 +51,20 @@ def test_keep_host_memory_stops_per_step_page_faults():
 
 
 def test_one_arena_only_for_unchunked_recipes():
+    import types
+
     from configs import binarized_mnist
     from experiments import launch
 
-    assert launch.one_arena_for(binarized_mnist.get_config("row_lstm"))
-    assert not launch.one_arena_for(binarized_mnist.get_config("gated_pixelcnn"))
-    assert not launch.one_arena_for(None)  # resuming without --config: not known
+    def flag(config):
+        return types.SimpleNamespace(value=config)
+
+    class Unloadable:
+        @property
+        def value(self):
+            raise OSError("Failed loading config file")
+
+    assert launch.one_arena_for(flag(binarized_mnist.get_config("row_lstm")))
+    assert not launch.one_arena_for(flag(binarized_mnist.get_config("gated_pixelcnn")))
+    assert not launch.one_arena_for(flag(None))  # resuming without --config: not known
+    assert not launch.one_arena_for(Unloadable())  # the program reports the error itself
