@@ -107,6 +107,5 @@ class PixelCNN(CategoricalModel, nn.Module):
     def fast_stepper(self, variables, cond=None) -> Stepper:
         """The fast sampler's stepper: cached layer inputs, one pixel of work
         per layer and step (`pixel_models.sampling.fast_pixelcnn`)."""
-        if cond is not None:
-            raise ValueError("PixelCNN is unconditional: sample it with cond=None")
+        check_unconditional(self, cond)
         return fast_pixelcnn.pixelcnn_stepper(self, variables)
