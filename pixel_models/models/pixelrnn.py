@@ -12,7 +12,9 @@ The recurrences run under `jax.lax.scan` with a small body: the
 input-to-state convolution is computed for the whole image before the loop,
 and each step does one GEMM (state-to-state) plus the LSTM update. The state
 starts at zero. `remat` recomputes each step in the backward pass instead of
-storing its activations (long scans, big images).
+storing its activations (long scans, big images). The Row LSTM's backward
+scan leaves out its state kernel's gradient, which one GEMM over all rows
+gives afterwards (`_row_lstm_scan`).
 
 Gates are laid out gate-major (`[i | f | o | g]`, h units each) and unit u of
 every gate has the colour group of state unit u, so the mask-B input-to-state
@@ -24,6 +26,7 @@ sampler (`pixel_models.sampling.fast_pixelrnn`) evaluates the same layers one
 pixel at a time, carrying the LSTM states.
 """
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -126,17 +129,55 @@ class RowLSTMLayer(nn.Module):
             pre = pre + bias
         kernel = self.param("state_kernel", nn.initializers.lecun_normal(), (k * h, 4 * h))
         kernel = jnp.asarray(kernel, pre.dtype)
-        width = pre.shape[2]
-
-        def step(carry, pre_row):  # pre_row [B, W, 4h]
-            hidden, cell = carry
-            padded = jnp.pad(hidden, ((0, 0), (k // 2, k // 2), (0, 0)))
-            above = jnp.stack([padded[:, d : d + width] for d in range(k)], axis=-2)
-            hidden, cell = row_lstm_update(kernel, pre_row, above, cell)
-            return (hidden, cell), hidden
-
-        hidden = _scan_lstm(step, jnp.moveaxis(pre, 1, 0), h, self.remat)
+        hidden = _row_lstm_scan(jnp.moveaxis(pre, 1, 0), kernel, self.remat)
         return jnp.moveaxis(hidden, 0, 1)
+
+
+def _windows(hidden: jnp.ndarray, kernel_size: int) -> jnp.ndarray:
+    """`hidden[..., W, h]` -> `[..., W, k, h]`: the states at columns
+    `j - k//2 .. j + k//2` of each column j, zeros outside the row."""
+    width, half = hidden.shape[-2], kernel_size // 2
+    padded = jnp.pad(hidden, [(0, 0)] * (hidden.ndim - 2) + [(half, half), (0, 0)])
+    return jnp.stack([padded[..., d : d + width, :] for d in range(kernel_size)], axis=-2)
+
+
+def _row_lstm_rows(pre: jnp.ndarray, kernel: jnp.ndarray, remat: bool) -> jnp.ndarray:
+    """The scan over rows: `pre[H, B, W, 4h]`, `kernel[k*h, 4h]` -> hidden `[H, B, W, h]`."""
+    h = kernel.shape[-1] // 4
+
+    def step(carry, pre_row):  # pre_row [B, W, 4h]
+        hidden, cell = carry
+        above = _windows(hidden, kernel.shape[0] // h)
+        hidden, cell = row_lstm_update(kernel, pre_row, above, cell)
+        return (hidden, cell), hidden
+
+    return _scan_lstm(step, pre, h, remat)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _row_lstm_scan(pre: jnp.ndarray, kernel: jnp.ndarray, remat: bool) -> jnp.ndarray:
+    """`_row_lstm_rows`, differentiated by JAX for `pre` with the state kernel
+    held fixed; the kernel's gradient then comes from one GEMM over all rows
+    (the gates' gradient equals `pre`'s), not one small GEMM per row inside
+    the backward scan: 5% faster training on CPU (README, Speed)."""
+    return _row_lstm_rows(pre, kernel, remat)
+
+
+def _row_lstm_scan_fwd(pre, kernel, remat):
+    hidden, pre_vjp = jax.vjp(lambda p: _row_lstm_rows(p, kernel, remat), pre)
+    return hidden, (pre_vjp, hidden, kernel)
+
+
+def _row_lstm_scan_bwd(remat, residuals, grad_hidden):
+    pre_vjp, hidden, kernel = residuals
+    (grad_gates,) = pre_vjp(grad_hidden)
+    above = jnp.pad(hidden, ((1, 0), (0, 0), (0, 0), (0, 0)))[:-1]
+    windows = _windows(above, kernel.shape[0] // hidden.shape[-1])
+    grad_kernel = windows.reshape(-1, kernel.shape[0]).T @ grad_gates.reshape(-1, kernel.shape[1])
+    return grad_gates, grad_kernel
+
+
+_row_lstm_scan.defvjp(_row_lstm_scan_fwd, _row_lstm_scan_bwd)
 
 
 class DiagonalLSTM(nn.Module):
