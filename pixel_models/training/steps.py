@@ -1,6 +1,8 @@
 """Pure train and eval steps shared by the trainer, the evaluator and the
 benchmark. Wrap them with `jax.jit` (and shardings) at the call site."""
 
+import operator
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -10,6 +12,12 @@ from pixel_models import likelihood
 from pixel_models.training.train_state import TrainState
 
 Batch = dict[str, jnp.ndarray]
+
+# Chunks an eval step scores in one iteration of its loop: independent
+# computations, which XLA:CPU runs at the same time on different cores
+# (PixelCNN eval 12% faster on 2 cores; README, Speed). The train step keeps
+# one chunk per iteration: side by side, its chunks trained slower.
+_EVAL_CHUNKS_PER_ITERATION = 4
 
 
 def mean_nll(
@@ -100,7 +108,9 @@ def eval_step(
     `mask[B]`, and `batch[cond_key]` when given) whose mask is true.
 
     With `chunk_size` (dividing B), the batch is scored in `B // chunk_size`
-    sequential chunks (`strided_chunks`, `step_chunk_size`): the same sum.
+    chunks (`strided_chunks`, `step_chunk_size`): the same sum. Each
+    iteration of the loop over them scores up to `_EVAL_CHUNKS_PER_ITERATION`
+    chunks side by side.
     """
 
     def nll_sum(chunk: Batch) -> jnp.ndarray:
@@ -109,8 +119,18 @@ def eval_step(
         return jnp.where(chunk["mask"], nll, 0.0).sum()
 
     num_chunks, chunks = strided_chunks(batch, chunk_size)
-    total = jax.lax.map(nll_sum, chunks).sum() if num_chunks > 1 else nll_sum(batch)
-    return {"nll_sum": total, "count": batch["mask"].sum()}
+    count = batch["mask"].sum()
+    if num_chunks == 1:
+        return {"nll_sum": nll_sum(batch), "count": count}
+    side_by_side = max(n for n in range(1, _EVAL_CHUNKS_PER_ITERATION + 1) if num_chunks % n == 0)
+
+    def group_sum(group: Batch) -> jnp.ndarray:
+        return sum(
+            nll_sum(jax.tree.map(operator.itemgetter(i), group)) for i in range(side_by_side)
+        )
+
+    groups = jax.tree.map(lambda x: x.reshape(-1, side_by_side, *x.shape[1:]), chunks)
+    return {"nll_sum": jax.lax.map(group_sum, groups).sum(), "count": count}
 
 
 def step_chunk_size(
