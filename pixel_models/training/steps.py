@@ -122,7 +122,7 @@ def eval_step(
     count = batch["mask"].sum()
     if num_chunks == 1:
         return {"nll_sum": nll_sum(batch), "count": count}
-    side_by_side = max(n for n in range(1, _EVAL_CHUNKS_PER_ITERATION + 1) if num_chunks % n == 0)
+    side_by_side = _largest_divisor(num_chunks, _EVAL_CHUNKS_PER_ITERATION)
 
     def group_sum(group: Batch) -> jnp.ndarray:
         return sum(
@@ -152,5 +152,10 @@ def step_chunk_size(
         return batch_size
     per_device = batch_size // num_devices
     limit = max(1, cpu_chunk_pixels // (image_shape[0] * image_shape[1]))
-    chunk = max(d for d in range(1, min(limit, per_device) + 1) if per_device % d == 0)
+    chunk = _largest_divisor(per_device, limit)
     return chunk * num_devices
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+    """The largest divisor of `n` that is at most `at_most` (1 at least)."""
+    return max(d for d in range(1, min(at_most, n) + 1) if n % d == 0)
