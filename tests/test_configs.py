@@ -93,7 +93,7 @@ def test_variants_change_their_recipe_only(dataset, model, variant):
 @pytest.mark.parametrize("sweep,count", [("cpu20", 3), ("seeds", 6)])
 def test_binarized_mnist_sweeps_resolve(sweep, count, tmp_path):
     # A subprocess: experiments.sweep defines absl flags other programs' tests define too.
-    from tests.test_trainer import run_ok
+    from tests.helpers import run_ok
 
     out, _ = run_ok(
         "experiments.sweep",

@@ -4,31 +4,17 @@ every pixel."""
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import pytest
 
-from pixel_models import build_model
+from tests.helpers import tiny_pixelrnn
 from tests.sampling_checks import assert_fast_matches_naive
 
 MODELS = ["row_lstm", "diagonal_bilstm"]
 
 
-def tiny(name: str, num_levels: int, **overrides):
-    fields = dict(
-        name=name,
-        num_levels=num_levels,
-        hidden_dim=4,
-        num_layers=2,
-        input_kernel_size=3,
-        output_hidden_dim=8,
-    )
-    fields.update(overrides)
-    return build_model(ml_collections.ConfigDict(fields))
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_fast_matches_naive_on_binary_grey_images(name):
-    model, shape = tiny(name, 2), (2, 4, 5, 1)
+    model, shape = tiny_pixelrnn(name, 2), (2, 4, 5, 1)
     variables = model.init(jax.random.key(1), jnp.zeros(shape, jnp.int32))
     assert_fast_matches_naive(model, variables, shape)
 
@@ -40,7 +26,7 @@ def test_fast_matches_naive_on_rgb_with_skip_connections_and_wide_kernels(name):
     overrides = dict(skip_connections=True, input_kernel_size=7)
     if name == "row_lstm":
         overrides["kernel_size"] = 5
-    model, shape = tiny(name, 4, **overrides), (2, 5, 4, 3)
+    model, shape = tiny_pixelrnn(name, 4, **overrides), (2, 5, 4, 3)
     variables = model.init(jax.random.key(1), jnp.zeros(shape, jnp.int32))
     assert_fast_matches_naive(model, variables, shape)
 
@@ -48,4 +34,4 @@ def test_fast_matches_naive_on_rgb_with_skip_connections_and_wide_kernels(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_fast_stepper_rejects_a_condition(name):
     with pytest.raises(ValueError, match="unconditional"):
-        tiny(name, 2).fast_stepper({}, cond=jnp.zeros((1,), jnp.int32))
+        tiny_pixelrnn(name, 2).fast_stepper({}, cond=jnp.zeros((1,), jnp.int32))

@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 from pixel_models import data
-from tests.test_trainer import run_ok
+from tests.helpers import ROOT, run_ok
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRAIN_FILES = [f"train_data_batch_{i}.npz" for i in range(1, 11)]
 VAL_FILE = "val_data.npz"
 
@@ -170,7 +169,7 @@ _READ_BATCHES = """
 import json, resource, sys
 import ml_collections
 from pixel_models import data
-from tests.test_trainer import run_ok
+from tests.helpers import ROOT, run_ok
 from pixel_models.data import input_pipeline
 
 def right(batch):  # example k is all k mod 250, its label -k mod 1000

@@ -14,13 +14,13 @@ from pixel_models import build_model, data, likelihood, sampling
 from pixel_models.training import steps, train_state
 from pixel_models.training.optimizers import make_optimizer
 from tests import model_checks
+from tests.helpers import tiny_pixelrnn
 from tests.sampling_checks import assert_fast_matches_naive
-from tests.test_fast_pixelrnn import tiny
 
 
 def multiscale(num_levels: int, **overrides):
     """A multi-scale model of the fast PixelRNN tests' tiny sizes."""
-    return tiny("multiscale_pixelrnn", num_levels, **overrides)
+    return tiny_pixelrnn("multiscale_pixelrnn", num_levels, **overrides)
 
 
 def variables_for(model, shape, seed=0):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from pixel_models.training import provenance, steps, trainer
-from tests.test_trainer import tiny_config
+from tests.helpers import tiny_config
 
 
 def poison(monkeypatch) -> None:

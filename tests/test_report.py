@@ -9,7 +9,7 @@ import pathlib
 
 from configs import binarized_mnist, mnist
 from pixel_models.training import evaluation, provenance
-from tests.test_trainer import cli, run_ok
+from tests.helpers import cli, run_ok
 
 SPLIT = "test[:16]"
 

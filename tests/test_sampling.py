@@ -15,7 +15,7 @@ from pixel_models.models.pixelcnn import PixelCNN
 from pixel_models.sampling import jobs
 from pixel_models.training import trainer
 from tests import model_checks
-from tests.test_trainer import cli, run_ok
+from tests.helpers import cli, run_ok
 
 TINY = dict(hidden_dim=6, num_layers=2, output_hidden_dim=8)
 

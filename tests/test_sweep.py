@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from pixel_models.training import evaluation, provenance
-from tests.test_trainer import ROOT, cli, run_ok
+from tests.helpers import ROOT, cli, run_ok
 
 SWEEP_CONFIG = '''
 """The tests' sweeps over binarized MNIST's tiny recipes, 4 steps each."""

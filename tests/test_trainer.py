@@ -30,38 +30,7 @@ from pixel_models.training import (
     trainer,
 )
 from pixel_models.training.experiment import Experiment
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY = "configs/binarized_mnist.py:pixelcnn,tiny"
-
-
-def tiny_config(data_dir, **overrides):
-    config = binarized_mnist.get_config("pixelcnn,tiny")
-    config.dataset.data_dir = str(data_dir)
-    config.dataset.eval_split = "validation[:64]"
-    config.update(overrides)
-    return config
-
-
-def cli(module: str, *args: str, **popen) -> subprocess.Popen:
-    """`python -m module args` from the project root; stderr/stdout captured."""
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **popen,
-    )
-
-
-def run_ok(module: str, *args: str, timeout: float = 300, **popen) -> tuple[str, str]:
-    """Run `python -m module args` to completion; assert it exits 0 (showing
-    its stderr if not) and return `(stdout, stderr)`."""
-    process = cli(module, *args, **popen)
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, err
-    return out, err
+from tests.helpers import TINY, cli, run_ok, tiny_config
 
 
 def restore(workdir, config, step=None) -> train_state.TrainState:
