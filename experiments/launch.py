@@ -15,6 +15,8 @@ from collections.abc import Callable
 import jax
 from absl import app, flags, logging
 
+from pixel_models.training import steps
+
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for a multi-process run"
 )
@@ -59,12 +61,12 @@ def keep_host_memory(one_arena: bool = False) -> bool:
 
 def one_arena_for(config_flag) -> bool:
     """Whether `keep_host_memory` should use one arena for the program's
-    `--config` (`config_flag`, its flag holder): for recipes whose CPU steps
-    run unchunked. False when no config was given or it did not load (the
-    program reports that next)."""
+    `--config` (`config_flag`, its flag holder): for runs whose CPU steps
+    take their batches whole (`steps.cpu_chunk_pixels` is 0). False when no
+    config was given or it did not load (the program reports that next)."""
     try:
         config = config_flag.value
-        return config is not None and not config.get("cpu_chunk_pixels", 0)
+        return config is not None and not steps.cpu_chunk_pixels(config)
     except OSError:  # ml_collections' stand-in for a config that failed to load
         return False
 

@@ -93,7 +93,7 @@ class Experiment:
             num_devices=mesh.devices.size,
             image_shape=image_shape,
             platform=mesh.devices.flat[0].platform,
-            cpu_chunk_pixels=config.get("cpu_chunk_pixels", 0),
+            cpu_chunk_pixels=steps.cpu_chunk_pixels(config),
         )
         experiment = cls(
             config=config,

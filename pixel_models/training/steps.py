@@ -6,6 +6,7 @@ import operator
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 from pixel_models import likelihood
@@ -18,6 +19,18 @@ Batch = dict[str, jnp.ndarray]
 # (PixelCNN eval 12% faster on 2 cores; README, Speed). The train step keeps
 # one chunk per iteration: side by side, its chunks trained slower.
 _EVAL_CHUNKS_PER_ITERATION = 4
+
+# Pixels each device takes at a time in a CPU step, by model (`cpu_chunk_pixels`).
+# The convolutional stacks: 2,048, 2 MNIST, CIFAR-10 or 32x32 ImageNet images
+# (one 64x64 image), whose activations stay in a core's 1 MB L2 cache from one
+# op to the next; PixelCNN++, 8,192 (README, Speed). The others take their
+# share whole: the PixelRNNs' row scans lose a third of their speed in chunks.
+_CPU_CHUNK_PIXELS = {
+    "pixelcnn": 2_048,
+    "gated_pixelcnn": 2_048,
+    "pixelcnn_autoencoder": 2_048,
+    "pixelcnn_pp": 8_192,
+}
 
 
 def mean_nll(
@@ -131,6 +144,16 @@ def eval_step(
 
     groups = jax.tree.map(lambda x: x.reshape(-1, side_by_side, *x.shape[1:]), chunks)
     return {"nll_sum": jax.lax.map(group_sum, groups).sum(), "count": count}
+
+
+def cpu_chunk_pixels(config: ml_collections.ConfigDict) -> int:
+    """The `cpu_chunk_pixels` of `step_chunk_size` for a run: the config's
+    field when set (0: no chunks), else the rule for its model (None or no
+    field)."""
+    configured = config.get("cpu_chunk_pixels")
+    if configured is not None:
+        return configured
+    return _CPU_CHUNK_PIXELS.get(config.model.name, 0)
 
 
 def step_chunk_size(
