@@ -1,0 +1,39 @@
+"""`experiments.benchmark` under a chosen glibc malloc policy: what
+`experiments.launch.keep_host_memory` buys on CPU (docs/benchmarks.md,
+"Host memory").
+
+    /usr/bin/time -f "%R minor page faults" python -m benchmarks.malloc POLICY \
+        --config=configs/binarized_mnist.py:row_lstm --seconds=4
+
+POLICY is one of
+  auto       what every program does: keep host memory, in one arena when the
+             CPU steps take whole batches (`launch.one_arena_for`);
+  glibc      glibc's own settings: large blocks are mapped afresh and unmapped
+             on free, each step;
+  keep       no mmap and a high trim threshold, with the arenas glibc picks;
+  one_arena  the same, every thread served from the main arena.
+The other flags are `experiments.benchmark`'s; it prints its JSON line.
+"""
+
+import sys
+
+from experiments import benchmark, launch
+
+POLICIES = ("auto", "glibc", "keep", "one_arena")
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in POLICIES:
+        sys.exit(f"usage: python -m benchmarks.malloc {{{','.join(POLICIES)}}} --config=FILE:ARG ...")
+    policy = sys.argv.pop(1)
+    keep_host_memory = launch.keep_host_memory
+    if policy != "auto":
+        # `launch.setup` looks the function up in its module when it runs.
+        launch.keep_host_memory = lambda one_arena=False: (
+            policy != "glibc" and keep_host_memory(one_arena=policy == "one_arena")
+        )
+    launch.run(benchmark.main)
+
+
+if __name__ == "__main__":
+    main()
