@@ -4,6 +4,8 @@ Recipes from van den Oord et al. 2016, "Pixel Recurrent Neural Networks"
 (PixelRNN paper), Table 4 (test NLL in nats).
 """
 
+import ml_collections
+
 from configs import common
 
 # The paper set its rates by hand, "the highest values that allowed fast
@@ -11,111 +13,120 @@ from configs import common
 # batch 16, 600 steps, validation[:2000] nats: 3e-4 101.3, 1e-3 98.8,
 # 3e-3 97.0, 1e-2 97.2 (`--config.optimizer.learning_rate=LR
 # --config.num_train_steps=600`). 3e-3: the best, and below where it turns.
-RMSPROP_TRAINING = dict(optimizer=dict(learning_rate=3e-3))
+RMSPROP_LEARNING_RATE = 3e-3
 
 
-def cpu20(num_train_steps: int) -> dict:
-    """The `cpu20` variant: the steps that about 20 minutes of one core of
-    this 2-core CPU allow (17-21 measured), the learning rate decayed to 0
-    over them (cosine), and one evaluation at the end. README, Results, has
-    what each reached."""
-    return dict(
-        num_train_steps=num_train_steps,
-        optimizer=dict(schedule="cosine"),
-        eval_every_steps=0,
-        sample_every_steps=0,
+# The paper gives no size for its MNIST PixelCNN; this is the size of its
+# 7-layer, h=16 MNIST PixelRNN.
+def pixelcnn(config: ml_collections.ConfigDict) -> None:
+    config.model.update(hidden_dim=16, num_layers=7, output_hidden_dim=32)
+    config.reference = "PixelRNN paper Table 4: PixelCNN 81.30 nats"
+    config.optimizer.learning_rate = RMSPROP_LEARNING_RATE
+
+
+# Sec. 5.3: "7 layers ... 16 units" for the MNIST PixelRNNs.
+def row_lstm(config: ml_collections.ConfigDict) -> None:
+    config.model.update(hidden_dim=16, num_layers=7, output_hidden_dim=32)
+    config.reference = "PixelRNN paper Table 4: Row LSTM 80.54 nats"
+    config.optimizer.learning_rate = RMSPROP_LEARNING_RATE
+
+
+def diagonal_bilstm(config: ml_collections.ConfigDict) -> None:
+    config.model.update(hidden_dim=16, num_layers=7, output_hidden_dim=32)
+    config.reference = "PixelRNN paper Table 4: Diagonal BiLSTM 79.20 nats"
+    config.optimizer.learning_rate = RMSPROP_LEARNING_RATE
+
+
+# The Gated PixelCNN paper reports no binarized-MNIST model: p=32 maps, 7
+# layers of 3x3 (the size of the PyTorch peer the benchmark compares with),
+# after a 7x7 first layer like the PixelCNN's.
+def gated_pixelcnn(config: ml_collections.ConfigDict) -> None:
+    config.model.update(
+        hidden_dim=32, num_layers=7, input_kernel_size=7, kernel_size=3, output_hidden_dim=64
     )
+    config.reference = (
+        "no published binarized-MNIST Gated PixelCNN; PixelRNN paper Table 4: PixelCNN 81.30, "
+        "Diagonal BiLSTM 79.20 nats"
+    )
+    config.optimizer.learning_rate = RMSPROP_LEARNING_RATE
+
+
+# Not in the PixelCNN++ paper. At K=2 each component's two bins split the
+# line at the midpoint, so a mixture is a Bernoulli like any other: one
+# component suffices. A smaller network (3 resolutions, 28/14/7, of 2 blocks
+# with 32 filters) and the paper's optimisation.
+def pixelcnn_pp(config: ml_collections.ConfigDict) -> None:
+    config.model.update(
+        hidden_dim=32, num_resnets=2, num_scales=3, num_mixtures=1, dropout_rate=0.5
+    )
+    config.reference = (
+        "no published binarized-MNIST PixelCNN++; PixelRNN paper Table 4: PixelCNN 81.30, "
+        "Diagonal BiLSTM 79.20 nats"
+    )
+    common.pixelcnn_pp_training(config)
+
+
+# PixelRNN paper Sec. 3.6: an unconditional PixelRNN of the 14x14 image
+# x[::2, ::2] and a conditional one of the 28x28 image given it. The paper
+# uses it on 64x64 ImageNet only: Row LSTMs of the MNIST PixelRNNs' size
+# (Sec. 5.3: 7 layers, h=16) for both networks.
+def multiscale_pixelrnn(config: ml_collections.ConfigDict) -> None:
+    config.model.update(rnn="row_lstm", scale=2, hidden_dim=16, num_layers=7, output_hidden_dim=32)
+    config.reference = (
+        "no published binarized-MNIST multi-scale PixelRNN; PixelRNN paper Table 4: Row LSTM "
+        "80.54 nats"
+    )
+    config.optimizer.learning_rate = RMSPROP_LEARNING_RATE
 
 
 RECIPES = {
-    # The paper gives no size for its MNIST PixelCNN; this is the size of its
-    # 7-layer, h=16 MNIST PixelRNN.
-    "pixelcnn": common.Recipe(
-        model=dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
-        tiny=common.TINY,
-        reference="PixelRNN paper Table 4: PixelCNN 81.30 nats",
-        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
-        training=RMSPROP_TRAINING,
-        # Twice as wide, Adam at 2e-3: 87.94 test nats; 1,133 CPU seconds
-        # (README, Results; docs/measurements.md has the others tried).
-        variants=dict(
-            cpu20=cpu20(22_000)
-            | dict(
-                model=dict(hidden_dim=32, output_hidden_dim=64),
-                optimizer=dict(name="adam", learning_rate=2e-3, schedule="cosine"),
-            )
-        ),
-    ),
-    # Sec. 5.3: "7 layers ... 16 units" for the MNIST PixelRNNs.
-    "row_lstm": common.Recipe(
-        model=dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
-        tiny=common.TINY,
-        reference="PixelRNN paper Table 4: Row LSTM 80.54 nats",
-        training=RMSPROP_TRAINING,
-        # 82.94 test nats; 1,046 CPU seconds (README, Results).
-        variants=dict(cpu20=cpu20(15_000)),
-    ),
-    "diagonal_bilstm": common.Recipe(
-        model=dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
-        tiny=common.TINY,
-        reference="PixelRNN paper Table 4: Diagonal BiLSTM 79.20 nats",
-        training=RMSPROP_TRAINING,
-        # 82.54 test nats; 1,217 CPU seconds (README, Results).
-        variants=dict(cpu20=cpu20(6_000)),
-    ),
-    # The Gated PixelCNN paper reports no binarized-MNIST model: p=32 maps, 7
-    # layers of 3x3 (the size of the PyTorch peer the benchmark compares
-    # with), after a 7x7 first layer like the PixelCNN's.
-    "gated_pixelcnn": common.Recipe(
-        model=dict(
-            hidden_dim=32, num_layers=7, input_kernel_size=7, kernel_size=3, output_hidden_dim=64
-        ),
-        tiny=common.TINY_GATED,
-        reference="no published binarized-MNIST Gated PixelCNN; PixelRNN paper Table 4: "
-        "PixelCNN 81.30, Diagonal BiLSTM 79.20 nats",
-        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
-        training=RMSPROP_TRAINING,
-    ),
-    # Not in the PixelCNN++ paper. At K=2 each component's two bins split the
-    # line at the midpoint, so a mixture is a Bernoulli like any other: one
-    # component suffices. A smaller network (3 resolutions, 28/14/7, of 2
-    # blocks with 32 filters) and the paper's optimisation.
-    "pixelcnn_pp": common.Recipe(
-        model=dict(hidden_dim=32, num_resnets=2, num_scales=3, num_mixtures=1, dropout_rate=0.5),
-        tiny=common.TINY_PIXELCNN_PP | dict(num_mixtures=1),
-        reference="no published binarized-MNIST PixelCNN++; PixelRNN paper Table 4: "
-        "PixelCNN 81.30, Diagonal BiLSTM 79.20 nats",
-        cpu_chunk_pixels=8_192,  # 8 images
-        training=common.PIXELCNN_PP_TRAINING,
-    ),
-    # PixelRNN paper Sec. 3.6: an unconditional PixelRNN of the 14x14 image
-    # x[::2, ::2] and a conditional one of the 28x28 image given it. The
-    # paper uses it on 64x64 ImageNet only: Row LSTMs of the MNIST PixelRNNs'
-    # size (Sec. 5.3: 7 layers, h=16) for both networks.
-    "multiscale_pixelrnn": common.Recipe(
-        model=dict(rnn="row_lstm", scale=2, hidden_dim=16, num_layers=7, output_hidden_dim=32),
-        tiny=common.TINY,
-        reference="no published binarized-MNIST multi-scale PixelRNN; PixelRNN paper "
-        "Table 4: Row LSTM 80.54 nats",
-        training=RMSPROP_TRAINING,
-    ),
-}
-
-
-def get_config(arg: str = "pixelcnn"):
-    return common.get_config(
-        arg,
-        common.dataset("binarized_mnist", train_split="train", eval_split="validation"),
-        num_levels=2,
-        recipes=RECIPES,
+    recipe.__name__: recipe
+    for recipe in (
+        pixelcnn,
+        row_lstm,
+        diagonal_bilstm,
+        gated_pixelcnn,
+        pixelcnn_pp,
+        multiscale_pixelrnn,
     )
+}
+CONDITIONAL = ()  # no labels: no recipe offers `,conditional`
 
+
+def get_config(arg: str = "pixelcnn") -> ml_collections.ConfigDict:
+    """`arg`: "MODEL[,tiny]"."""
+    arg = common.parse_arg(arg, "binarized_mnist", RECIPES, CONDITIONAL)
+    dataset = common.dataset("binarized_mnist", train_split="train", eval_split="validation")
+    config = common.defaults(arg, dataset, num_levels=2)
+    RECIPES[arg.model](config)
+    return common.shrink(config) if arg.tiny else config
+
+
+# The `cpu20` sweep's runs: the steps that about 20 minutes of one core of this
+# 2-core CPU allow (17-21 measured), the learning rate decayed to 0 over them
+# (cosine), and one evaluation at the end.
+CPU20 = {"optimizer.schedule": "cosine", "eval_every_steps": 0, "sample_every_steps": 0}
 
 # Sweeps (`python -m experiments.sweep --config=configs/binarized_mnist.py:NAME`).
 SWEEPS = {
-    # README, Results: each `cpu20` recipe once.
+    # README, Results: each 20-minute run once (--parallel=2: a core each, as
+    # they were measured).
     "cpu20": [
-        {"config": f"{model},cpu20"} for model in ("pixelcnn", "row_lstm", "diagonal_bilstm")
+        # Twice as wide, Adam at 2e-3: 87.94 test nats; 1,133 CPU seconds
+        # (README, Results; docs/measurements.md has the others tried).
+        {
+            "config": "pixelcnn",
+            "num_train_steps": 22_000,
+            **CPU20,
+            "model.hidden_dim": 32,
+            "model.output_hidden_dim": 64,
+            "optimizer.name": "adam",
+            "optimizer.learning_rate": 2e-3,
+        },
+        # 82.94 test nats; 1,046 CPU seconds (README, Results).
+        {"config": "row_lstm", "num_train_steps": 15_000, **CPU20},
+        # 82.54 test nats; 1,217 CPU seconds (README, Results).
+        {"config": "diagonal_bilstm", "num_train_steps": 6_000, **CPU20},
     ],
     # Reproducibility: 3 seeds x 2 models, short runs of the recipes.
     "seeds": [

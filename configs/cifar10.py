@@ -6,85 +6,100 @@ LSTM and Diagonal BiLSTM with 12 layers of h=128: 3.07 and 3.00 bits/dim.
 PixelCNN++ (Salimans et al. 2017): 2.92 bits/dim.
 """
 
+import ml_collections
+
 from configs import common
 
-RECIPES = {
-    "pixelcnn": common.Recipe(
-        model=dict(hidden_dim=128, num_layers=15, output_hidden_dim=1024),
-        tiny=common.TINY,
-        reference="PixelRNN paper Table 5: PixelCNN 3.14 bits/dim",
-        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
-    ),
-    # Sec. 5.2/Table 5: 12 layers of h=128 for both PixelRNNs on CIFAR-10.
-    "row_lstm": common.Recipe(
-        model=dict(hidden_dim=128, num_layers=12, output_hidden_dim=1024),
-        tiny=common.TINY,
-        reference="PixelRNN paper Table 5: Row LSTM 3.07 bits/dim",
-    ),
-    "diagonal_bilstm": common.Recipe(
-        model=dict(hidden_dim=128, num_layers=12, output_hidden_dim=1024),
-        tiny=common.TINY,
-        reference="PixelRNN paper Table 5: Diagonal BiLSTM 3.00 bits/dim",
-    ),
-    # The Gated PixelCNN paper (van den Oord et al. 2016b) gives 3.03 bits/dim
-    # (Table 1) without stating the CIFAR-10 size: we use the PixelCNN
-    # recipe's 15 layers of 128 maps (3x3) after a 7x7 first layer.
-    "gated_pixelcnn": common.Recipe(
-        model=dict(
-            hidden_dim=128,
-            num_layers=15,
-            input_kernel_size=7,
-            kernel_size=3,
-            output_hidden_dim=1024,
-        ),
-        tiny=common.TINY_GATED,
-        reference="Gated PixelCNN paper Table 1: 3.03 bits/dim",
-        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
-        conditional=True,
-        conditional_reference="no published class-conditional CIFAR-10 figure; compare with "
-        "the unconditional 3.03 bits/dim",
-    ),
-    # Sec. 3.4 of the same paper trains its auto-encoder on 32x32 ImageNet.
-    # Here: a code of m=10 numbers from three stride-2 3x3 convs (64, 128,
-    # 256 maps), and the gated decoder above at 10 layers of 64 maps.
-    "pixelcnn_autoencoder": common.Recipe(
-        model=dict(
-            code_dim=10,
-            encoder_dim=64,
-            encoder_layers=3,
-            hidden_dim=64,
-            num_layers=10,
-            input_kernel_size=7,
-            kernel_size=3,
-            output_hidden_dim=512,
-        ),
-        tiny=common.TINY_GATED | dict(encoder_dim=8, encoder_layers=2),
-        reference="no published CIFAR-10 figure (the paper's is on ImageNet); the NLL is "
-        "p(x | code(x)), not comparable with p(x)",
-        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
-    ),
-    # PixelCNN++ paper Sec. 3 and openai/pixel-cnn's defaults: 3 resolutions
-    # of 5 gated ResNet blocks per stream, 160 filters, 10 logistics, dropout
-    # 0.5, and the paper's optimisation (`common.PIXELCNN_PP_TRAINING`: its
-    # global batch of 8 GPUs x 16 = 128; on fewer devices each takes a larger
-    # share, and on CPU it runs in chunks).
-    "pixelcnn_pp": common.Recipe(
-        model=dict(hidden_dim=160, num_resnets=5, num_scales=3, num_mixtures=10, dropout_rate=0.5),
-        tiny=common.TINY_PIXELCNN_PP,
-        reference="PixelCNN++ paper Table 1 (Sec. 4): 2.92 bits/dim",
-        cpu_chunk_pixels=8_192,  # 8 images
-        conditional=True,
-        conditional_reference="no published class-conditional CIFAR-10 bits/dim (the paper "
-        "shows class-conditional samples); compare with the unconditional 2.92",
-        training=common.PIXELCNN_PP_TRAINING,
-    ),
-}
+
+def pixelcnn(config: ml_collections.ConfigDict) -> None:
+    config.model.update(hidden_dim=128, num_layers=15, output_hidden_dim=1024)
+    config.reference = "PixelRNN paper Table 5: PixelCNN 3.14 bits/dim"
 
 
-def get_config(arg: str = "pixelcnn"):
-    return common.get_config(
-        arg,
-        common.dataset("cifar10", train_split="train[:45000]", eval_split="train[45000:]"),
-        num_levels=256,
-        recipes=RECIPES,
+# Sec. 5.2/Table 5: 12 layers of h=128 for both PixelRNNs on CIFAR-10.
+def row_lstm(config: ml_collections.ConfigDict) -> None:
+    config.model.update(hidden_dim=128, num_layers=12, output_hidden_dim=1024)
+    config.reference = "PixelRNN paper Table 5: Row LSTM 3.07 bits/dim"
+
+
+def diagonal_bilstm(config: ml_collections.ConfigDict) -> None:
+    config.model.update(hidden_dim=128, num_layers=12, output_hidden_dim=1024)
+    config.reference = "PixelRNN paper Table 5: Diagonal BiLSTM 3.00 bits/dim"
+
+
+# The Gated PixelCNN paper (van den Oord et al. 2016b) gives 3.03 bits/dim
+# (Table 1) without stating the CIFAR-10 size: we use the PixelCNN recipe's
+# 15 layers of 128 maps (3x3) after a 7x7 first layer.
+def gated_pixelcnn(config: ml_collections.ConfigDict) -> None:
+    config.model.update(
+        hidden_dim=128, num_layers=15, input_kernel_size=7, kernel_size=3, output_hidden_dim=1024
     )
+    config.reference = "Gated PixelCNN paper Table 1: 3.03 bits/dim"
+    if config.conditioning == "label":
+        config.reference = (
+            "no published class-conditional CIFAR-10 figure; compare with the unconditional "
+            "3.03 bits/dim"
+        )
+
+
+# Sec. 3.4 of the same paper trains its auto-encoder on 32x32 ImageNet. Here:
+# a code of m=10 numbers from three stride-2 3x3 convs (64, 128, 256 maps),
+# and the gated decoder above at 10 layers of 64 maps.
+def pixelcnn_autoencoder(config: ml_collections.ConfigDict) -> None:
+    config.model.update(
+        code_dim=10,
+        encoder_dim=64,
+        encoder_layers=3,
+        hidden_dim=64,
+        num_layers=10,
+        input_kernel_size=7,
+        kernel_size=3,
+        output_hidden_dim=512,
+    )
+    config.reference = (
+        "no published CIFAR-10 figure (the paper's is on ImageNet); the NLL is p(x | code(x)), "
+        "not comparable with p(x)"
+    )
+
+
+# PixelCNN++ paper Sec. 3 and openai/pixel-cnn's defaults: 3 resolutions of 5
+# gated ResNet blocks per stream, 160 filters, 10 logistics, dropout 0.5, and
+# the paper's optimisation (`common.pixelcnn_pp_training`: its global batch
+# of 8 GPUs x 16 = 128; on fewer devices each takes a larger share, and on
+# CPU it runs in chunks).
+def pixelcnn_pp(config: ml_collections.ConfigDict) -> None:
+    config.model.update(
+        hidden_dim=160, num_resnets=5, num_scales=3, num_mixtures=10, dropout_rate=0.5
+    )
+    config.reference = "PixelCNN++ paper Table 1 (Sec. 4): 2.92 bits/dim"
+    if config.conditioning == "label":
+        config.reference = (
+            "no published class-conditional CIFAR-10 bits/dim (the paper shows "
+            "class-conditional samples); compare with the unconditional 2.92"
+        )
+    common.pixelcnn_pp_training(config)
+
+
+RECIPES = {
+    recipe.__name__: recipe
+    for recipe in (
+        pixelcnn,
+        row_lstm,
+        diagonal_bilstm,
+        gated_pixelcnn,
+        pixelcnn_autoencoder,
+        pixelcnn_pp,
+    )
+}
+# The recipes that offer `,conditional`.
+CONDITIONAL = ("gated_pixelcnn", "pixelcnn_pp")
+
+
+def get_config(arg: str = "pixelcnn") -> ml_collections.ConfigDict:
+    """`arg`: "MODEL[,tiny][,conditional]"; `conditional` for the Gated
+    PixelCNN and PixelCNN++."""
+    arg = common.parse_arg(arg, "cifar10", RECIPES, CONDITIONAL)
+    dataset = common.dataset("cifar10", train_split="train[:45000]", eval_split="train[45000:]")
+    config = common.defaults(arg, dataset, num_levels=256)
+    RECIPES[arg.model](config)
+    return common.shrink(config) if arg.tiny else config

@@ -5,34 +5,36 @@ The PixelRNN paper reports no 8-bit MNIST result; the sizes follow its
 binarized-MNIST models, and results are stated in bits/dim.
 """
 
+import ml_collections
+
 from configs import common
 
-RECIPES = {
-    "pixelcnn": common.Recipe(
-        model=dict(hidden_dim=16, num_layers=7, output_hidden_dim=32),
-        tiny=common.TINY,
-        reference="no published 8-bit MNIST PixelCNN figure; compare bits/dim runs",
-        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
-    ),
-    # Sizes as on binarized MNIST (configs/binarized_mnist.py); `,conditional`
-    # conditions on the digit class.
-    "gated_pixelcnn": common.Recipe(
-        model=dict(
-            hidden_dim=32, num_layers=7, input_kernel_size=7, kernel_size=3, output_hidden_dim=64
-        ),
-        tiny=common.TINY_GATED,
-        reference="no published 8-bit MNIST Gated PixelCNN figure; compare bits/dim runs",
-        cpu_chunk_pixels=common.CONV_CPU_CHUNK_PIXELS,
-        conditional=True,
-        conditional_reference="no published figure; compare with the unconditional recipe",
-    ),
-}
+
+def pixelcnn(config: ml_collections.ConfigDict) -> None:
+    config.model.update(hidden_dim=16, num_layers=7, output_hidden_dim=32)
+    config.reference = "no published 8-bit MNIST PixelCNN figure; compare bits/dim runs"
 
 
-def get_config(arg: str = "pixelcnn"):
-    return common.get_config(
-        arg,
-        common.dataset("mnist", train_split="train[:50000]", eval_split="train[50000:]"),
-        num_levels=256,
-        recipes=RECIPES,
+# Sizes as on binarized MNIST (configs/binarized_mnist.py); `,conditional`
+# conditions on the digit class.
+def gated_pixelcnn(config: ml_collections.ConfigDict) -> None:
+    config.model.update(
+        hidden_dim=32, num_layers=7, input_kernel_size=7, kernel_size=3, output_hidden_dim=64
     )
+    config.reference = "no published 8-bit MNIST Gated PixelCNN figure; compare bits/dim runs"
+    if config.conditioning == "label":
+        config.reference = "no published figure; compare with the unconditional recipe"
+
+
+RECIPES = {recipe.__name__: recipe for recipe in (pixelcnn, gated_pixelcnn)}
+# The recipes that offer `,conditional`.
+CONDITIONAL = ("gated_pixelcnn",)
+
+
+def get_config(arg: str = "pixelcnn") -> ml_collections.ConfigDict:
+    """`arg`: "MODEL[,tiny][,conditional]"; `conditional` for the Gated PixelCNN."""
+    arg = common.parse_arg(arg, "mnist", RECIPES, CONDITIONAL)
+    dataset = common.dataset("mnist", train_split="train[:50000]", eval_split="train[50000:]")
+    config = common.defaults(arg, dataset, num_levels=256)
+    RECIPES[arg.model](config)
+    return common.shrink(config) if arg.tiny else config

@@ -1,11 +1,14 @@
 import importlib
+import json
 
 import jax
+import ml_collections
 import pytest
 
 from configs import common
 from pixel_models import data
 from pixel_models.data import splits
+from pixel_models.training import steps
 from pixel_models.training.experiment import Experiment
 
 DATASETS = ["binarized_mnist", "mnist", "cifar10", "imagenet32", "imagenet64"]
@@ -14,10 +17,9 @@ DATASETS = ["binarized_mnist", "mnist", "cifar10", "imagenet32", "imagenet64"]
 def recipes():
     for name in DATASETS:
         module = importlib.import_module(f"configs.{name}")
-        for model, recipe in module.RECIPES.items():
-            options = ["", ",tiny"] + ([",conditional", ",conditional,tiny"] * recipe.conditional)
-            options += [f",{variant}" for variant in recipe.variants]
-            for option in options:
+        for model in module.RECIPES:
+            conditional = model in module.CONDITIONAL
+            for option in ["", ",tiny"] + [",conditional", ",conditional,tiny"] * conditional:
                 yield name, model + option
 
 
@@ -34,17 +36,18 @@ def test_every_recipe_builds(dataset, arg):
         sizes = {base: spec.num_examples(base) for base in spec.splits}
         (base, part), *rest = splits.split_slices(config.dataset.eval_split, sizes)
         assert not rest and len(range(sizes[base])[part]) == common.TINY_EVAL_EXAMPLES
-    # The PixelRNNs' row scans take their batches whole on CPU.
-    if config.model.name in ("row_lstm", "diagonal_bilstm"):
-        assert config.cpu_chunk_pixels == 0
 
 
-def test_tiny_is_smaller_than_the_paper_model():
-    from configs import cifar10
-
-    paper, tiny = cifar10.get_config("pixelcnn"), cifar10.get_config("pixelcnn,tiny")
-    assert tiny.model.hidden_dim < paper.model.hidden_dim
-    assert tiny.model.name == paper.model.name
+def test_tiny_is_the_same_architecture_shrunk():
+    for dataset, arg in recipes():
+        if arg.endswith("tiny"):
+            continue
+        module = importlib.import_module(f"configs.{dataset}")
+        paper, tiny = module.get_config(arg).model, module.get_config(f"{arg},tiny").model
+        assert tiny.keys() == paper.keys() and tiny.name == paper.name, arg
+        assert tiny.hidden_dim < paper.hidden_dim, arg
+        for field, value in paper.items():
+            assert tiny[field] <= value if isinstance(value, int) else tiny[field] == value, field
 
 
 def test_bad_args():
@@ -56,7 +59,10 @@ def test_bad_args():
         mnist.get_config("row_lstmm")
     with pytest.raises(ValueError, match="no conditional mnist recipe for 'pixelcnn'"):
         mnist.get_config("pixelcnn,conditional")
-    assert common.parse_arg("pixelcnn, tiny") == ("pixelcnn", {"tiny"})
+    with pytest.raises(ValueError, match="unknown config option"):  # a sweep now, not an option
+        importlib.import_module("configs.binarized_mnist").get_config("pixelcnn,cpu20")
+    parsed = common.parse_arg("pixelcnn, tiny", "mnist", ["pixelcnn"])
+    assert parsed == common.Arg("pixelcnn", tiny=True, conditional=False)
 
 
 def test_split_head():
@@ -68,26 +74,72 @@ def test_split_head():
             splits.head(spec, 8)
 
 
-def variants():
-    for name in DATASETS:
-        module = importlib.import_module(f"configs.{name}")
-        for model, recipe in module.RECIPES.items():
-            for variant in recipe.variants:
-                yield name, model, variant
+# Every recipe's `cpu_chunk_pixels` as its recipe set it before the rule
+# (`steps.cpu_chunk_pixels`) replaced the field: the same for every option.
+CPU_CHUNK_PIXELS = {
+    "binarized_mnist": dict(
+        pixelcnn=2048,
+        row_lstm=0,
+        diagonal_bilstm=0,
+        gated_pixelcnn=2048,
+        pixelcnn_pp=8192,
+        multiscale_pixelrnn=0,
+    ),
+    "mnist": dict(pixelcnn=2048, gated_pixelcnn=2048),
+    "cifar10": dict(
+        pixelcnn=2048,
+        row_lstm=0,
+        diagonal_bilstm=0,
+        gated_pixelcnn=2048,
+        pixelcnn_autoencoder=2048,
+        pixelcnn_pp=8192,
+    ),
+    "imagenet32": dict(row_lstm=0, multiscale_pixelrnn=0, gated_pixelcnn=2048),
+    "imagenet64": dict(gated_pixelcnn=2048, multiscale_pixelrnn=0),
+}
 
 
-@pytest.mark.parametrize("dataset,model,variant", list(variants()))
-def test_variants_change_their_recipe_only(dataset, model, variant):
-    module = importlib.import_module(f"configs.{dataset}")
-    config = module.get_config(f"{model},{variant}")
-    assert config != module.get_config(model)
-    for field, value in module.RECIPES[model].variants[variant].items():  # none overwritten
-        for key, want in value.items() if isinstance(value, dict) else [(None, value)]:
-            assert (config[field] if key is None else config[field][key]) == want, (field, key)
-    for other, recipe in module.RECIPES.items():
-        if variant not in recipe.variants:
-            with pytest.raises(ValueError, match="unknown config option"):
-                module.get_config(f"{other},{variant}")
+def test_cpu_chunk_pixels_rule_gives_every_recipe_its_former_value():
+    args = list(recipes())
+    assert {(d, a.split(",")[0]) for d, a in args} == {
+        (d, m) for d, models in CPU_CHUNK_PIXELS.items() for m in models
+    }
+    for dataset, arg in args:
+        config = importlib.import_module(f"configs.{dataset}").get_config(arg)
+        assert config.cpu_chunk_pixels is None, (dataset, arg)  # the rule
+        want = CPU_CHUNK_PIXELS[dataset][config.model.name]
+        assert steps.cpu_chunk_pixels(config) == want, (dataset, arg)
+
+
+def test_cpu_chunk_pixels_field_overrides_the_rule():
+    from configs import binarized_mnist
+
+    config = binarized_mnist.get_config("pixelcnn,tiny")  # batches of 8 and 64 images of 784 pixels
+    for field, chunk_pixels, chunks in [(None, 2048, (2, 2)), (784, 784, (1, 1)), (0, 0, (8, 64))]:
+        config.cpu_chunk_pixels = field
+        assert steps.cpu_chunk_pixels(config) == chunk_pixels
+        experiment = Experiment.build(config, devices=jax.devices("cpu")[:1])
+        assert (experiment.train_chunk_size, experiment.eval_chunk_size) == chunks
+    # A saved config (config.json) of an older run holds the number its recipe
+    # set; one of a newer run holds null: the rule.
+    saved = json.loads(binarized_mnist.get_config("row_lstm").to_json())
+    for field, chunk_pixels in [(2048, 2048), (0, 0), (None, 0)]:
+        saved["cpu_chunk_pixels"] = field
+        assert steps.cpu_chunk_pixels(ml_collections.ConfigDict(saved)) == chunk_pixels
+
+
+def test_cpu_chunk_pixels_flag_overrides_the_rule(tmp_path):
+    from tests.helpers import run_ok
+
+    for flag, shown in [([], "null"), (["--config.cpu_chunk_pixels=784"], "784")]:
+        out, _ = run_ok(
+            "experiments.train",
+            "--config=configs/binarized_mnist.py:row_lstm,tiny",
+            f"--workdir={tmp_path}",
+            "--print_config",
+            *flag,
+        )
+        assert f"cpu_chunk_pixels: {shown}\n" in out, out
 
 
 @pytest.mark.parametrize("sweep,count", [("cpu20", 3), ("seeds", 6)])
