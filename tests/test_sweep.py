@@ -1,7 +1,8 @@
 """experiments.sweep: 2 tiny models x 2 seeds run two at a time, a stopped
 member resumes, finished members are skipped, failures are reported without
 stopping the others, and the SLURM array job runs the member it is given,
-with the same bits as the local run."""
+with the same bits as the local run. A member is finished when evaluated
+at its last step, and ROOT/sweep.json reads back as written."""
 
 import json
 import os
@@ -12,6 +13,7 @@ import sys
 
 import pytest
 
+from experiments.sweeps.sweep_file import Member, Sweep
 from pixel_models.training import evaluation, provenance
 from tests.helpers import ROOT, cli, run_ok
 
@@ -54,6 +56,28 @@ def cpu_share() -> set[int]:
     same bits on CPU (XLA splits its sums by it)."""
     cores = sorted(os.sched_getaffinity(0))
     return set(cores[: max(1, len(cores) // 2)])
+
+
+def test_a_member_is_finished_when_evaluated_at_its_last_step(tmp_path):
+    member = Member(
+        name="pixelcnn-tiny.seed=1",
+        group="pixelcnn-tiny",
+        recipe="pixelcnn,tiny",
+        overrides={"seed": 1},
+        config={"num_train_steps": 4},
+        workdir=tmp_path / "pixelcnn-tiny.seed=1",
+        commands=(("python", "-m", "experiments.train", "--config=a b.py:pixelcnn,tiny"),),
+    )
+    sweep = Sweep(tmp_path, "c.py:seeds", SPLIT, ROOT, ["python", "x"], [member])
+    sweep.write()
+    assert Sweep.read(tmp_path) == sweep  # what the sweep writes, the report reads
+    assert not member.finished(SPLIT)
+    member.workdir.mkdir()
+    for step, finished in [(2, False), (4, True)]:
+        result = {"split": SPLIT, "step": step}
+        evaluation.output_path(member.workdir, SPLIT).write_text(json.dumps(result))
+        assert member.finished(SPLIT) == finished
+    assert not member.finished("validation")
 
 
 @pytest.fixture(scope="module")
