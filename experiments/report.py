@@ -34,38 +34,32 @@ import matplotlib.pyplot as plt  # noqa: E402
 from absl import flags  # noqa: E402
 
 from experiments import launch  # noqa: E402
-from pixel_models.training import evaluation, metric_writer, provenance  # noqa: E402
+from experiments.sweeps.sweep_file import Member, Sweep  # noqa: E402
+from pixel_models.training import metric_writer, provenance  # noqa: E402
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Root of a sweep (repeat for more)")
 _SPLIT = flags.DEFINE_string("split", None, "Evaluated split to report (default: the sweep's)")
 flags.mark_flags_as_required(["workdir"])
 
-SWEEP_FILE = "sweep.json"  # experiments.sweep's
 TOLERANCE = 1e-6  # relative NLL difference between identical configs that is flagged
 
 
 @dataclasses.dataclass(frozen=True)
-class Member:
-    """One member of a sweep as its files show it."""
+class Outcome:
+    """What one member of a sweep came to, as its files show it."""
 
+    member: Member
     label: str  # its name, after its root when several are reported
-    group: str  # its name without the seed
-    config: dict
+    finished: bool  # evaluated on the split at its last step
     result: dict | None  # eval_<split>.json
     records: list[dict]  # runs.jsonl
-    workdir: pathlib.Path
-
-    @property
-    def done(self) -> bool:
-        """Evaluated at its last step."""
-        return self.result is not None and self.result["step"] == self.config["num_train_steps"]
 
     @property
     def status(self) -> str:
         """ "done", or how far it got."""
-        if self.done:
+        if self.finished:
             return "done"
-        target = self.config["num_train_steps"]
+        target = self.member.config["num_train_steps"]
         ends = [r for r in self.records if r["program"] == "train_end"]
         if self.result is not None:
             return f"evaluated at step {self.result['step']} of {target}"
@@ -74,7 +68,7 @@ class Member:
         if ends:
             how = "trained to" if ends[-1]["ended"] == "done" else f"{ends[-1]['ended']} at"
             return f"{how} step {ends[-1]['step']} of {target}"
-        return "started, no step recorded" if self.workdir.exists() else "not started"
+        return "started, no step recorded" if self.member.workdir.exists() else "not started"
 
     @property
     def steps(self) -> int | None:
@@ -100,40 +94,42 @@ class Member:
     @property
     def nll(self) -> tuple[float, str]:
         """The NLL as reported: nats per image for binary data, else bits/dim."""
-        if self.config["model"]["num_levels"] == 2:
+        if self.member.config["model"]["num_levels"] == 2:
             return self.result["nll_nats"], "nats/image"
         return self.result["bits_per_dim"], "bits/dim"
 
 
-def load(roots: list[pathlib.Path], split: str | None) -> tuple[list[Member], list[str]]:
-    """The members of every root, and each root's split."""
-    members, splits = [], []
+def load(roots: list[pathlib.Path], split: str | None) -> tuple[list[Outcome], list[str]]:
+    """What the members of every root came to, and each root's split."""
+    outcomes, splits = [], []
     for root in roots:
-        path = root / SWEEP_FILE
-        if not path.exists():
-            raise FileNotFoundError(f"{root} has no {SWEEP_FILE}: not the --workdir of a sweep")
-        sweep = json.loads(path.read_text())
-        root_split = split or sweep["split"]
+        sweep = Sweep.read(root)
+        root_split = split or sweep.split
         splits.append(root_split)
-        for entry in sweep["members"]:
-            workdir = root / entry["name"]
-            label = entry["name"] if len(roots) == 1 else f"{root}/{entry['name']}"
-            result = evaluation.read_result(workdir, root_split)
-            records = provenance.read(workdir)
-            members.append(Member(label, entry["group"], entry["config"], result, records, workdir))
-    return members, splits
+        for member in sweep.members:
+            label = member.name if len(roots) == 1 else f"{root}/{member.name}"
+            outcomes.append(
+                Outcome(
+                    member=member,
+                    label=label,
+                    finished=member.finished(root_split),
+                    result=member.result(root_split),
+                    records=provenance.read(member.workdir),
+                )
+            )
+    return outcomes, splits
 
 
 def _key(config: dict, *without: str) -> str:
     return json.dumps({k: v for k, v in config.items() if k not in without}, sort_keys=True)
 
 
-def _groups(members: list[Member], *without: str) -> list[list[Member]]:
-    """Finished members whose configs are equal but for the fields `without`."""
+def _groups(outcomes: list[Outcome], *without: str) -> list[list[Outcome]]:
+    """Finished outcomes whose configs are equal but for the fields `without`."""
     groups = {}
-    for member in members:
-        if member.done:
-            groups.setdefault(_key(member.config, *without), []).append(member)
+    for outcome in outcomes:
+        if outcome.finished:
+            groups.setdefault(_key(outcome.member.config, *without), []).append(outcome)
     return list(groups.values())
 
 
@@ -151,41 +147,41 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
-def member_table(members: list[Member]) -> str:
+def member_table(outcomes: list[Outcome]) -> str:
     rows = []
-    for m in members:
-        nll = "{:.4f} {}".format(*m.nll) if m.done else "—"
+    for o in outcomes:
+        nll = "{:.4f} {}".format(*o.nll) if o.finished else "—"
         rows.append(
             [
-                m.label,
-                m.config["model"]["name"],
-                m.config["dataset"]["name"],
-                m.config["seed"],
-                "—" if m.steps is None else m.steps,
-                _duration(m.seconds),
+                o.label,
+                o.member.config["model"]["name"],
+                o.member.config["dataset"]["name"],
+                o.member.config["seed"],
+                "—" if o.steps is None else o.steps,
+                _duration(o.seconds),
                 nll,
-                m.config.get("reference", ""),
-                m.status,
+                o.member.config.get("reference", ""),
+                o.status,
             ]
         )
     header = ["member", "model", "dataset", "seed", "steps", "wall time", "NLL", "published"]
     return _table([*header, "status"], rows)
 
 
-def seed_table(members: list[Member]) -> str:
+def seed_table(outcomes: list[Outcome]) -> str:
     """Mean ± std over the distinct seeds of each group of equal configs."""
     rows = []
-    for group in _groups(members, "seed"):
+    for group in _groups(outcomes, "seed"):
         by_seed = {}
-        for m in group:
-            by_seed.setdefault(m.config["seed"], m.nll)
+        for o in group:
+            by_seed.setdefault(o.member.config["seed"], o.nll)
         values = [value for value, _ in by_seed.values()]
         unit = group[0].nll[1]
         spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
-        first = group[0].config
+        first = group[0].member.config
         rows.append(
             [
-                group[0].group,
+                group[0].member.group,
                 first["model"]["name"],
                 first["dataset"]["name"],
                 len(values),
@@ -196,15 +192,15 @@ def seed_table(members: list[Member]) -> str:
     return _table(["recipe", "model", "dataset", "n", "seeds", "NLL mean ± std"], rows)
 
 
-def same_config_lines(members: list[Member]) -> list[str]:
+def same_config_lines(outcomes: list[Outcome]) -> list[str]:
     """One line per set of identical configs: the same bits, or flagged."""
     lines = []
-    for group in _groups(members):
+    for group in _groups(outcomes):
         if len(group) < 2:
             continue
         first = group[0].result["nll_nats"]
-        worst = max(abs(m.result["nll_nats"] - first) / abs(first) for m in group)
-        runs = "; ".join(f"`{m.label}` {m.result['nll_nats']!r} nats on {m.devices}" for m in group)
+        worst = max(abs(o.result["nll_nats"] - first) / abs(first) for o in group)
+        runs = "; ".join(f"`{o.label}` {o.result['nll_nats']!r} nats on {o.devices}" for o in group)
         if worst > TOLERANCE:
             verdict = (
                 f"**FLAGGED: the same config gave other bits** (relative difference {worst:.2g})"
@@ -217,93 +213,93 @@ def same_config_lines(members: list[Member]) -> list[str]:
     return lines or ["- no two finished members share a config"]
 
 
-def report_markdown(members: list[Member], roots: list[pathlib.Path], splits: list[str]) -> str:
+def report_markdown(outcomes: list[Outcome], roots: list[pathlib.Path], splits: list[str]) -> str:
     sources = ", ".join(
         f"`{root}` (split {split})" for root, split in zip(roots, splits, strict=True)
     )
-    unfinished = [f"- `{m.label}`: {m.status}" for m in members if not m.done]
+    unfinished = [f"- `{o.label}`: {o.status}" for o in outcomes if not o.finished]
     parts = [
         "# Sweep report",
         f"Sweeps: {sources}. NLL: nats per image for binary data (K=2), else bits/dim. "
         "Wall time: the training invocations' seconds (runs.jsonl).",
         "## Members",
-        member_table(members),
+        member_table(outcomes),
         "## Across seeds (configs equal but for the seed)",
-        seed_table(members),
+        seed_table(outcomes),
         f"## Same config, same bits (flagged above {TOLERANCE:g} relative)",
-        "\n".join(same_config_lines(members)),
+        "\n".join(same_config_lines(outcomes)),
         "## Not finished",
         "\n".join(unfinished) or "- none",
     ]
     return "\n\n".join(parts) + "\n"
 
 
-def write_csv(members: list[Member], path: pathlib.Path) -> None:
+def write_csv(outcomes: list[Outcome], path: pathlib.Path) -> None:
     header = ["member", "status", "model", "dataset", "seed", "steps", "num_train_steps"]
     header += ["wall_seconds", "split", "nll_nats", "bits_per_dim", "devices", "reference"]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        for m in members:
-            result = m.result if m.done else {}
+        for o in outcomes:
+            result = o.result if o.finished else {}
             writer.writerow(
                 [
-                    m.label,
-                    m.status,
-                    m.config["model"]["name"],
-                    m.config["dataset"]["name"],
-                    m.config["seed"],
-                    m.steps,
-                    m.config["num_train_steps"],
-                    round(m.seconds, 3),
+                    o.label,
+                    o.status,
+                    o.member.config["model"]["name"],
+                    o.member.config["dataset"]["name"],
+                    o.member.config["seed"],
+                    o.steps,
+                    o.member.config["num_train_steps"],
+                    round(o.seconds, 3),
                     result.get("split"),
                     result.get("nll_nats"),
                     result.get("bits_per_dim"),
-                    m.devices,
-                    m.config.get("reference", ""),
+                    o.devices,
+                    o.member.config.get("reference", ""),
                 ]
             )
 
 
-def _plot_nll(ax, groups: list[list[Member]], ylabel: str) -> None:
+def _plot_nll(ax, groups: list[list[Outcome]], ylabel: str) -> None:
     """Each finished member's NLL by recipe (a point marked with its seed),
     and the recipe's mean (a bar)."""
     for x, group in enumerate(groups):
-        values = [m.nll[0] for m in group]
+        values = [o.nll[0] for o in group]
         spread = [0.4 * (i + 0.5) / len(group) - 0.2 for i in range(len(group))]
         ax.scatter([x + d for d in spread], values, color=f"C{x}", zorder=3)
-        for d, value, m in zip(spread, values, group, strict=True):
-            ax.annotate(f"seed {m.config['seed']}", (x + d, value), fontsize="x-small")
+        for d, value, o in zip(spread, values, group, strict=True):
+            ax.annotate(f"seed {o.member.config['seed']}", (x + d, value), fontsize="x-small")
         ax.hlines(statistics.mean(values), x - 0.3, x + 0.3, color=f"C{x}")
-    ax.set_xticks(range(len(groups)), [g[0].group for g in groups], rotation=15, ha="right")
+    ax.set_xticks(range(len(groups)), [g[0].member.group for g in groups], rotation=15, ha="right")
     ax.set(ylabel=ylabel, title="NLL by recipe (bar: mean)")
 
 
-def _plot_curves(ax, members: list[Member]) -> None:
+def _plot_curves(ax, outcomes: list[Outcome]) -> None:
     """The periodic evaluation's bits/dim against step, per member."""
-    for m in members:
-        if (m.workdir / metric_writer.METRICS_FILE).exists():
-            rows = metric_writer.read_metrics(m.workdir)
+    for o in outcomes:
+        if (o.member.workdir / metric_writer.METRICS_FILE).exists():
+            rows = metric_writer.read_metrics(o.member.workdir)
             points = [(r["step"], r.get("eval_bits_per_dim")) for r in rows]
             points = [(step, value) for step, value in points if value is not None]
             if points:
-                ax.plot(*zip(*points, strict=True), marker=".", label=m.label)
+                ax.plot(*zip(*points, strict=True), marker=".", label=o.label)
     ax.set(xlabel="step", ylabel="bits/dim on config.dataset.eval_split", title="Evaluation")
     if ax.lines:
         ax.legend(fontsize="small")
 
 
-def plot(members: list[Member], splits: list[str], path: pathlib.Path) -> None:
+def plot(outcomes: list[Outcome], splits: list[str], path: pathlib.Path) -> None:
     """One panel of NLL by recipe per unit (nats/image, bits/dim), then the
     evaluation curves."""
-    groups = _groups(members, "seed")
+    groups = _groups(outcomes, "seed")
     units = sorted({group[0].nll[1] for group in groups})
     fig, axes = plt.subplots(1, len(units) + 1, figsize=(6 * (len(units) + 1), 4.8), dpi=120)
     fig.suptitle(f"Split {' / '.join(sorted(set(splits)))}")
     axes = list(getattr(axes, "flat", [axes]))
     for ax, unit in zip(axes, units, strict=False):
         _plot_nll(ax, [g for g in groups if g[0].nll[1] == unit], f"NLL ({unit})")
-    _plot_curves(axes[-1], members)
+    _plot_curves(axes[-1], outcomes)
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -315,13 +311,13 @@ def main(argv):
     launch.setup(argv, join_job=False)
     roots = [pathlib.Path(w) for w in _WORKDIRS.value]
     try:
-        members, splits = load(roots, _SPLIT.value)
+        outcomes, splits = load(roots, _SPLIT.value)
     except (OSError, ValueError) as e:
         launch.fail("report", e)
-    markdown = report_markdown(members, roots, splits)
+    markdown = report_markdown(outcomes, roots, splits)
     (roots[0] / "report.md").write_text(markdown)
-    write_csv(members, roots[0] / "report.csv")
-    plot(members, splits, roots[0] / "report.png")
+    write_csv(outcomes, roots[0] / "report.csv")
+    plot(outcomes, splits, roots[0] / "report.png")
     print(markdown)
     print(f"report: wrote {roots[0] / 'report.md'}, report.csv and report.png")
 
