@@ -92,7 +92,7 @@ class GatedLayer(nn.Module):
         return None if self.last else gate(v_pre), h, skip
 
     # The layer in two parts around its two masked convs, so that the fast
-    # sampler (`pixel_models.sampling.fast_gated`) can run the vertical stack
+    # sampler (`gated_pixelcnn.gated_stepper`) can run the vertical stack
     # a row at a time and the horizontal stack a pixel at a time. Their array
     # arguments cover the same positions: `[B, H', W', ...]`.
 

@@ -39,7 +39,7 @@ Sampling follows the model's order in two stages (`sampling_stages`, see
 `pixel_models.sampling`): the small network draws `x_small`; then the
 conditional network, given it, draws the remaining subpixels of the n x n
 image with the subsampled ones held known, like an image completion. Both
-have the PixelRNNs' fast steppers (`fast_pixelrnn`, the biases computed once).
+have the PixelRNNs' fast steppers (`pixelrnn.py`, the biases computed once).
 
 What the paper leaves out: it describes the model (Sec. 3.6) and shows
 samples of a 64x64 ImageNet multi-scale model (Fig. 7, with a 64x64
@@ -51,17 +51,17 @@ single 2k x 2k deconvolution here (DCGAN's 4x4 stride-2 one at k = 2), and
 c = 2h by default, are our choices.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
 from pixel_models.distributions import CategoricalModel
+from pixel_models.interface import PixelModel, Stage, Stepper
 from pixel_models.layers.conditioning import check_unconditional
 from pixel_models.layers.pixel_io import scale_pixels
 from pixel_models.models.pixelrnn import DiagonalBiLSTM, PixelRNN, RowLSTM
-from pixel_models.sampling import Stage, Stepper
 
 # The recurrent layers a multi-scale model may use (`rnn`), by model name.
 RNNS: dict[str, type[PixelRNN]] = {"row_lstm": RowLSTM, "diagonal_bilstm": DiagonalBiLSTM}
@@ -93,7 +93,7 @@ class Upsampler(nn.Module):
         return jnp.split(biases, self.num_layers, axis=-1)
 
 
-class _MultiScaleFields(CategoricalModel, nn.Module):
+class _MultiScaleFields(CategoricalModel, PixelModel):
     """The hyperparameters the multi-scale model and its conditional network
     share (`MultiScalePixelRNN` documents them), and their PixelRNNs."""
 
@@ -196,6 +196,8 @@ class MultiScalePixelRNN(_MultiScaleFields):
       upsample_dim: c, maps of the upsampling network (None: 2h).
       dtype: compute dtype (parameters stay float32; logits are float32).
     """
+
+    RASTER_ORDER: ClassVar[bool] = False  # x_small first: `sampling_stages`
 
     small_hidden_dim: int | None = None
     small_num_layers: int | None = None

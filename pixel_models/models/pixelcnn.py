@@ -4,6 +4,11 @@
 (ReLU -> 1x1 2h->h -> ReLU -> 3x3 mask B h->h -> ReLU -> 1x1 h->2h, added to
 the block input); the categorical output stack. Every 1x1 conv is mask B too,
 so RGB images keep the R->G->B order inside each pixel.
+
+Its fast sampler's step (`pixelcnn_stepper`; Ramachandran et al. 2017, "Fast
+Generation for Convolutional Autoregressive Models") keeps a cache of the
+input of every k x k conv and runs each layer at the new pixel only
+(`pixel_models.layers.conv_cache` says why that gives the full pass's outputs).
 """
 
 from collections.abc import Callable
@@ -13,18 +18,19 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from pixel_models.distributions import CategoricalModel
+from pixel_models.interface import PixelModel, Stepper, bind
 from pixel_models.layers.conditioning import check_unconditional
+from pixel_models.layers.conv_cache import padded_zeros, write, write_image
 from pixel_models.layers.masked_conv import MaskedConv
 from pixel_models.layers.pixel_io import categorical_output, scale_pixels
-from pixel_models.sampling import Stepper, fast_pixelcnn
 
 
 class ResidualBlock(nn.Module):
     """`z[B, H, W, 2h]` -> same shape: `z + out(relu(middle(relu(into(relu(z))))))`.
 
     The steps around the k x k conv `middle` are static methods so that the
-    fast sampler (`pixel_models.sampling.fast_pixelcnn`) can run them at one
-    pixel and evaluate `middle` there from a cache of its input.
+    fast step (`pixelcnn_stepper`) can run them at one pixel and evaluate
+    `middle` there from a cache of its input.
     """
 
     hidden_dim: int
@@ -60,7 +66,7 @@ class ResidualBlock(nn.Module):
         return self.residual(out, z, middle(self.middle_input(into, z)))
 
 
-class PixelCNN(CategoricalModel, nn.Module):
+class PixelCNN(CategoricalModel, PixelModel):
     """`x[B, H, W, C]` integers in `[0, num_levels)` -> logits `[B, H, W, C, K]`."""
 
     num_levels: int
@@ -106,6 +112,44 @@ class PixelCNN(CategoricalModel, nn.Module):
     @nn.nowrap
     def fast_stepper(self, variables, cond=None) -> Stepper:
         """The fast sampler's stepper: cached layer inputs, one pixel of work
-        per layer and step (`pixel_models.sampling.fast_pixelcnn`)."""
+        per layer and step (`pixelcnn_stepper`)."""
         check_unconditional(self, cond)
-        return fast_pixelcnn.pixelcnn_stepper(self, variables)
+        return pixelcnn_stepper(self, variables)
+
+
+def pixelcnn_stepper(model: PixelCNN, variables) -> Stepper:
+    """The fast `Stepper` of a `PixelCNN`.
+
+    State: the scaled image padded for the input conv, `[B, H + 3, W + 6, C]`
+    for a 7x7 one, and per residual block the input of its k x k conv,
+    `[B, H + k//2, W + 2 (k//2), h]`. A step runs each layer at pixel
+    `(i, j)` only and returns the logits there, `[B, 1, 1, C, K]`.
+    """
+    params = variables["params"]
+    dtype = model.dtype or jnp.float32
+    hidden_dim, features = model.hidden_dim, 2 * model.hidden_dim
+
+    def init(x: jnp.ndarray) -> dict:
+        batch, height, width, colors = x.shape
+        middles = [block.convs(features)[1] for block in model.blocks(colors)]
+        hidden = (batch, height, width, hidden_dim)
+        return {
+            "image": padded_zeros(model.input_conv(colors), x.shape, jnp.float32),
+            "blocks": [padded_zeros(middle, hidden, dtype) for middle in middles],
+        }
+
+    def step(state: dict, x: jnp.ndarray, i: jnp.ndarray, j: jnp.ndarray):
+        colors = x.shape[-1]
+        conv = bind(model.input_conv(colors), params)
+        image = write_image(state["image"], conv, x, i, j, model.num_levels)
+        z = conv.at(image, i, j)
+        caches = []
+        for block, cache in zip(model.blocks(colors), state["blocks"], strict=True):
+            into, middle, out = (bind(c, params[block.name]) for c in block.convs(features))
+            cache = write(cache, middle, block.middle_input(into, z), i, j)
+            z = block.residual(out, z, middle.at(cache, i, j))
+            caches.append(cache)
+        logits = bind(categorical_output(model, colors), params)(z)
+        return {"image": image, "blocks": caches}, logits
+
+    return Stepper(init=init, step=step)

@@ -22,9 +22,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from pixel_models.distributions import CategoricalModel
+from pixel_models.interface import PixelModel, Stepper
 from pixel_models.layers.pixel_io import scale_pixels
 from pixel_models.models.gated_pixelcnn import GatedPixelCNN
-from pixel_models.sampling import Stepper
 
 
 def _checked_code(cond, batch: int, code_dim: int) -> jnp.ndarray:
@@ -55,7 +55,7 @@ class ConvEncoder(nn.Module):
         return nn.Dense(self.code_dim, dtype=self.dtype)(z.reshape(len(z), -1))
 
 
-class PixelCNNAutoEncoder(CategoricalModel, nn.Module):
+class PixelCNNAutoEncoder(CategoricalModel, PixelModel):
     """`x[B, H, W, C]` integers in `[0, num_levels)` -> logits `[B, H, W, C, K]`
     (float32) of p(x | code).
 
@@ -76,6 +76,7 @@ class PixelCNNAutoEncoder(CategoricalModel, nn.Module):
     # What its NLL is conditioned on, and what that NLL is (the evaluation says both).
     CONDITIONED_ON: ClassVar[str] = "code(x)"
     LIKELIHOOD: ClassVar[str] = "p(x | code(x)), the code computed from x: not a bound on p(x)"
+    ENCODES: ClassVar[bool] = True
 
     num_levels: int
     code_dim: int = 10

@@ -5,18 +5,18 @@ not `known`, in the model's order: raster order (`sampler.sample_rows`), or
 the raster-order passes of the model's `stages`. Each pass runs the naive
 sampler (a full forward pass per unit) or the model's fast one
 (`model.fast_stepper(variables, cond)`: cached activations or carried LSTM
-states). For the same `rng` both give the same images.
+states, beside the model in its family's module). For the same `rng` both
+give the same images. The loop knows no model: it asks each through
+`pixel_models.interface.PixelModel`.
 """
 
 from collections.abc import Callable
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from pixel_models.interface import PixelModel, Stage, Stepper
 from pixel_models.sampling.sampler import (
-    Stage,
-    Stepper,
     naive_stepper,
     sample_rows,
     units_per_row,
@@ -36,17 +36,14 @@ __all__ = [
 ]
 
 
-def stages(model: nn.Module, variables, cond=None) -> tuple[Stage, ...]:
-    """The passes that sample `model` given `cond`: its `sampling_stages`, or
-    one raster-order pass over the whole image."""
-    if hasattr(model, "sampling_stages"):
-        return model.sampling_stages(variables, cond)
-    return (Stage(model, variables, cond=lambda x: cond),)
+def stages(model: PixelModel, variables, cond=None) -> tuple[Stage, ...]:
+    """The passes that sample `model` given `cond` (its `sampling_stages`)."""
+    return model.sampling_stages(variables, cond)
 
 
-def make_stepper(model: nn.Module, variables, sampler: str, cond=None) -> Stepper:
+def make_stepper(model: PixelModel, variables, sampler: str, cond=None) -> Stepper:
     """The `sampler` ("fast" or "naive") of `model`, in raster order."""
-    if hasattr(model, "sampling_stages"):
+    if not model.RASTER_ORDER:
         raise ValueError(
             f"{type(model).__name__} samples in stages, not in raster order: use the "
             "steppers of the models of sampling.stages(...)"
@@ -55,13 +52,11 @@ def make_stepper(model: nn.Module, variables, sampler: str, cond=None) -> Steppe
         return naive_stepper(model, variables, cond)
     if sampler != "fast":
         raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
-    if not hasattr(model, "fast_stepper"):
-        raise ValueError(f"{type(model).__name__} has no fast sampler: use sampler='naive'")
     return model.fast_stepper(variables, cond)
 
 
 def sample(
-    model: nn.Module,
+    model: PixelModel,
     variables,
     rng: jax.Array,
     x: jnp.ndarray,
@@ -124,7 +119,7 @@ def _pro_rata(
 
 
 def _every_row(
-    model: nn.Module,
+    model: PixelModel,
     stepper: Stepper,
     x: jnp.ndarray,
     known: jnp.ndarray,

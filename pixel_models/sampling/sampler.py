@@ -9,17 +9,10 @@ with the key `fold_in(rng, unit index)`. The draw depends only on those
 parameters and that key, so two steppers that compute the same parameters
 draw the same images.
 
-A `Stepper` is a pair of pure functions:
-
-* `init(x) -> state`: its state (e.g. cached activations) for images
-  `x[B, H, W, C]`;
-* `step(state, x, i, j) -> (state, params)`: the parameters at pixel
-  `(i, j)`, `[B, 1, 1, ...]` (the model's output layout), given `x`, whose
-  subpixels before the unit are final. It may be called again at the same
-  pixel (for the next colour) with that pixel's earlier colours filled in.
-
-`naive_stepper` runs the whole network at every step; the fast ones
-(`pixel_models.sampling.fast`) compute only what a new unit changes.
+A `Stepper` (`pixel_models.interface`) is a pair of pure functions, `init`
+and `step`, that give the distribution's parameters at a pixel.
+`naive_stepper` runs the whole network at every step; a model's own
+`fast_stepper` computes only what a new unit changes.
 
 A model whose order is not raster order over the whole image declares
 `sampling_stages(variables, cond) -> tuple[Stage, ...]`: raster-order passes,
@@ -28,42 +21,15 @@ what the earlier ones drew as known (the multi-scale PixelRNN: its
 subsampled image first, then the rest given it).
 """
 
-import dataclasses
-from collections.abc import Callable
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-
-@dataclasses.dataclass(frozen=True)
-class Stepper:
-    """`init(x) -> state`, `step(state, x, i, j) -> (state, params[B, 1, 1, ...])`."""
-
-    init: Callable[[jnp.ndarray], Any]
-    step: Callable[[Any, jnp.ndarray, jnp.ndarray, jnp.ndarray], tuple[Any, jnp.ndarray]]
+from pixel_models.interface import PixelModel, Stepper
 
 
-@dataclasses.dataclass(frozen=True)
-class Stage:
-    """One raster-order pass of the sampling loop over `x[:, rows, cols]`.
-
-    model, variables: what draws it (the sampler calls `model.apply` or
-      `model.fast_stepper` on that part of the images);
-    rows, cols: slices of the image's rows and columns (e.g. `::2`);
-    cond: `x[B, H, W, C] -> the model's cond`, read from the images as the
-      earlier stages left them.
-    """
-
-    model: nn.Module
-    variables: Any
-    rows: slice = dataclasses.field(default_factory=lambda: slice(None))
-    cols: slice = dataclasses.field(default_factory=lambda: slice(None))
-    cond: Callable[[jnp.ndarray], Any] = lambda x: None
-
-
-def naive_stepper(model: nn.Module, variables, cond=None) -> Stepper:
+def naive_stepper(model: PixelModel, variables, cond=None) -> Stepper:
     """The reference: a full forward pass of `model` at every unit."""
 
     def step(state, x, i, j):
@@ -75,7 +41,7 @@ def naive_stepper(model: nn.Module, variables, cond=None) -> Stepper:
     return Stepper(init=lambda x: None, step=step)
 
 
-def units_per_row(model: nn.Module, image_shape: tuple[int, int, int]) -> int:
+def units_per_row(model: PixelModel, image_shape: tuple[int, int, int]) -> int:
     """Units in one row of an `[H, W, C]` image: W, or W * C when each
     subpixel is drawn on its own."""
     _, width, channels = image_shape
@@ -83,7 +49,7 @@ def units_per_row(model: nn.Module, image_shape: tuple[int, int, int]) -> int:
 
 
 def sample_rows(
-    model: nn.Module,
+    model: PixelModel,
     stepper: Stepper,
     state,
     x: jnp.ndarray,

@@ -6,7 +6,6 @@ import dataclasses
 import functools
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -15,6 +14,7 @@ import optax
 from jax.sharding import Mesh
 
 from pixel_models import data
+from pixel_models.interface import PixelModel
 from pixel_models.models.registry import build_model
 from pixel_models.training import sharding, steps, train_state
 from pixel_models.training.optimizers import learning_rate_schedule, make_optimizer
@@ -41,7 +41,7 @@ def _check_run_fields(config: ml_collections.ConfigDict) -> None:
 CONDITIONING = ("none", "label")
 
 
-def _cond_key(config: ml_collections.ConfigDict, spec: data.DatasetSpec) -> str | None:
+def conditioning_key(config: ml_collections.ConfigDict, spec: data.DatasetSpec) -> str | None:
     """`config.conditioning` ("none" or "label") -> the batch entry fed as `cond`."""
     conditioning = config.get("conditioning", "none")
     if conditioning not in CONDITIONING:
@@ -57,7 +57,7 @@ def _cond_key(config: ml_collections.ConfigDict, spec: data.DatasetSpec) -> str 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     config: ml_collections.ConfigDict
-    model: nn.Module
+    model: PixelModel
     optimizer: optax.GradientTransformation
     learning_rate: optax.Schedule
     mesh: Mesh
@@ -87,7 +87,7 @@ class Experiment:
                 f"images take {spec.num_levels} values"
             )
         image_shape = spec.image_shape
-        cond_key = _cond_key(config, spec)
+        cond_key = conditioning_key(config, spec)
         chunk_size = functools.partial(
             steps.step_chunk_size,
             num_devices=mesh.devices.size,
@@ -124,14 +124,14 @@ class Experiment:
         """What the NLL is conditioned on: None (p(x)), the batch entry fed as
         `cond` ("label"), or what the model conditions on by itself (its
         `CONDITIONED_ON`, e.g. the auto-encoder's own code of x)."""
-        return self.cond_key or getattr(self.model, "CONDITIONED_ON", None)
+        return self.cond_key or self.model.CONDITIONED_ON
 
     @property
     def likelihood(self) -> str:
         """What the evaluated NLL is the negative log of: "p(x)", "p(x | label)", or
         the model's own statement (its `LIKELIHOOD`)."""
         default = "p(x)" if self.conditioned_on is None else f"p(x | {self.conditioned_on})"
-        return getattr(self.model, "LIKELIHOOD", default)
+        return self.model.LIKELIHOOD or default
 
     @property
     def batch_keys(self) -> tuple[str, ...]:
