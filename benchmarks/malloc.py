@@ -1,5 +1,5 @@
 """`experiments.benchmark` under a chosen glibc malloc policy: what
-`experiments.launch.keep_host_memory` buys on CPU (docs/benchmarks.md,
+`pixel_models.host_memory.keep_host_memory` buys on CPU (docs/benchmarks.md,
 "Host memory").
 
     /usr/bin/time -f "%R minor page faults" python -m benchmarks.malloc POLICY \
@@ -18,18 +18,20 @@ The other flags are `experiments.benchmark`'s; it prints its JSON line.
 import sys
 
 from experiments import benchmark, launch
+from pixel_models import host_memory
 
 POLICIES = ("auto", "glibc", "keep", "one_arena")
 
 
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in POLICIES:
-        sys.exit(f"usage: python -m benchmarks.malloc {{{','.join(POLICIES)}}} --config=FILE:ARG ...")
+        choices = ",".join(POLICIES)
+        sys.exit(f"usage: python -m benchmarks.malloc {{{choices}}} --config=FILE:ARG ...")
     policy = sys.argv.pop(1)
-    keep_host_memory = launch.keep_host_memory
+    keep_host_memory = host_memory.keep_host_memory
     if policy != "auto":
         # `launch.setup` looks the function up in its module when it runs.
-        launch.keep_host_memory = lambda one_arena=False: (
+        host_memory.keep_host_memory = lambda one_arena=False: (
             policy != "glibc" and keep_host_memory(one_arena=policy == "one_arena")
         )
     launch.run(benchmark.main)

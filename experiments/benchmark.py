@@ -37,6 +37,7 @@ from ml_collections import config_flags
 
 from experiments import launch
 from pixel_models import data, sampling
+from pixel_models.sampling import jobs
 from pixel_models.training.experiment import Experiment
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -72,14 +73,15 @@ def sample_images_per_second(experiment: Experiment, params, sampler: str, rows:
     height = experiment.image_shape[0]
     if not 0 < rows < height:
         raise ValueError(f"--sample_rows={rows} must be in [1, {height - 1}]")
-    x = jnp.zeros((config.batch_size, *experiment.image_shape), jnp.int32)
-    known = jnp.zeros(x.shape, bool)
-    cond = None
-    if experiment.cond_key == "label":
-        cond = jnp.zeros(config.batch_size, jnp.int32)
-    elif hasattr(model, "encode"):
-        cond = model.encode({"params": params}, x)
-    stepper = sampling.make_stepper(model, {"params": params}, sampler, cond)
+    variables = {"params": params}
+    # A batch of `batch_size` images: plain samples, a row of label 0, or one
+    # decoding of each of as many zero images.
+    zeros = np.zeros((config.batch_size, *experiment.image_shape), np.int32)
+    labels = [0] if experiment.cond_key == "label" else None
+    num = 1 if model.ENCODES else config.batch_size
+    job = jobs.for_model(model, variables, experiment.image_shape, num, labels, zeros)
+    x, known = jnp.asarray(job.start), jnp.asarray(job.known)
+    stepper = sampling.make_stepper(model, variables, sampler, job.cond)
     row = jax.jit(
         lambda state, x, i: sampling.sample_rows(
             model, stepper, state, x, known, jax.random.key(0), i

@@ -6,7 +6,6 @@ JAX job through `jax.distributed.initialize`; every process then runs the
 same command and loads only its own rows of each batch.
 """
 
-import ctypes
 import os
 import pathlib
 import sys
@@ -15,6 +14,7 @@ from collections.abc import Callable
 import jax
 from absl import app, flags, logging
 
+from pixel_models import host_memory
 from pixel_models.training import steps
 
 _COORDINATOR = flags.DEFINE_string(
@@ -26,41 +26,8 @@ _PROCESS_ID = flags.DEFINE_integer(
 )
 
 
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
-
-
-def keep_host_memory(one_arena: bool = False) -> bool:
-    """Let XLA:CPU reuse its host memory from one step to the next (glibc).
-
-    XLA:CPU mallocs each execution's scratch buffer (hundreds of MB) from a
-    worker thread. glibc serves a block that large from a fresh mmap and
-    unmaps it on free, so every step page-faults all of it again (README,
-    Speed, has the measurements). No mmap and a 2 GiB trim threshold keep
-    freed blocks in the heap for the next step.
-
-    `one_arena` also serves every thread from the main arena. Models whose
-    CPU steps run unchunked (`one_arena_for`: the PixelRNNs' row scans) need
-    it: glibc unmaps a worker thread's arena heap whenever all of it is free,
-    and the Row LSTM's train step then page-faults 7x as often and runs
-    25-30% slower. The chunked convolutional models lose 15-45% with it:
-    their many small allocations queue on the one arena's lock. Call it
-    before JAX's first computation (worker threads choose their arena then).
-    Accelerator memory is not affected; on another C library this does
-    nothing. Returns whether glibc took the settings.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    settings = [(_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1)]
-    if one_arena:
-        settings.append((_M_ARENA_MAX, 1))
-    return all(libc.mallopt(param, value) == 1 for param, value in settings)
-
-
 def one_arena_for(config_flag) -> bool:
-    """Whether `keep_host_memory` should use one arena for the program's
+    """Whether `host_memory.keep_host_memory` should use one arena for the program's
     `--config` (`config_flag`, its flag holder): for runs whose CPU steps
     take their batches whole (`steps.cpu_chunk_pixels` is 0). False when no
     config was given or it did not load (the program reports that next)."""
@@ -72,7 +39,7 @@ def one_arena_for(config_flag) -> bool:
 
 
 def setup(argv: list[str], join_job: bool = True, one_arena: bool = False) -> None:
-    """Refuse stray arguments, keep host memory for reuse (`keep_host_memory`,
+    """Refuse stray arguments, keep host memory for reuse (`host_memory.keep_host_memory`,
     in one arena with `one_arena`), quiet library logs (orbax logs every file
     it writes at INFO; pass --verbosity=0 to see them), and, with `join_job`,
     join a multi-process job when this is one process of several: explicit
@@ -80,7 +47,7 @@ def setup(argv: list[str], join_job: bool = True, one_arena: bool = False) -> No
     start or read runs (sweep, report) pass `join_job=False`."""
     if len(argv) > 1:
         fail(pathlib.Path(argv[0]).stem, ValueError(f"unexpected arguments {argv[1:]}"))
-    keep_host_memory(one_arena)
+    host_memory.keep_host_memory(one_arena)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     if not join_job:

@@ -30,8 +30,7 @@ from experiments import launch
 from pixel_models import data, sampling
 from pixel_models.sampling import jobs
 from pixel_models.sampling.grid import save_png
-from pixel_models.training import checkpoints, run_config
-from pixel_models.training.experiment import Experiment
+from pixel_models.trained_model import TrainedModel, load
 from pixel_models.training.progress import progress_bar
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
@@ -60,10 +59,10 @@ def _checked_flags() -> None:
         raise ValueError(f"--output={_OUTPUT.value}: its folder does not exist")
 
 
-def _labels(experiment: Experiment) -> list[int] | None:
+def _labels(trained: TrainedModel) -> list[int] | None:
     """--labels, checked (default: every class); None for a run without labels."""
-    num_classes = data.get_spec(experiment.config.dataset.name).num_classes
-    if experiment.cond_key != "label":
+    num_classes = trained.num_classes
+    if not num_classes:
         if _LABELS.value:
             raise ValueError("--labels given, but this run is not class-conditional")
         return None
@@ -78,28 +77,28 @@ def _labels(experiment: Experiment) -> list[int] | None:
     return labels
 
 
-def make_job(experiment: Experiment, variables) -> jobs.Job:
-    """The job the flags ask for."""
-    config, shape = experiment.config, experiment.image_shape
-    labels = _labels(experiment)
-    encode = getattr(experiment.model, "encode", None)
-    split = _COMPLETE_SPLIT.value or (config.dataset.eval_split if encode else None)
+def make_job(trained: TrainedModel) -> jobs.Job:
+    """The job the flags ask for: completions of --complete_split, else what
+    `jobs.for_model` draws of the model (the auto-encoder's decodings are of
+    the run's eval split)."""
+    config, model, variables = trained.config, trained.model, trained.variables
+    shape = trained.image_shape
+    labels = _labels(trained)
+    split = _COMPLETE_SPLIT.value or (config.dataset.eval_split if model.ENCODES else None)
     if split is None:
-        if labels is None:
-            return jobs.unconditional(_NUM.value, shape)
-        return jobs.per_label(labels, _NUM.value, shape)
+        return jobs.for_model(model, variables, shape, _NUM.value, labels)
     source = data.load_split(config.dataset, split)
     if len(source) < _NUM.value:
         raise ValueError(f"{split} has {len(source)} images, fewer than --num_samples")
     batch = source.batch(np.arange(_NUM.value))
     images = batch["image"].astype(np.int32)
+    if _COMPLETE_SPLIT.value is None:
+        return jobs.for_model(model, variables, shape, _NUM_COMPLETIONS.value, images=images)
     cond = None
-    if encode is not None:
-        cond = np.asarray(encode(variables, images))
+    if model.ENCODES:
+        cond = np.asarray(model.encode(variables, images))
     elif labels is not None:
         cond = batch["label"].astype(np.int32)
-    if _COMPLETE_SPLIT.value is None:
-        return jobs.decodings(images, cond, _NUM_COMPLETIONS.value)
     rows = shape[0] // 2 if _COMPLETE_ROWS.value is None else _COMPLETE_ROWS.value
     return jobs.completions(images, rows, _NUM_COMPLETIONS.value, cond)
 
@@ -109,25 +108,18 @@ def main(argv):
     workdir = _WORKDIR.value
     try:
         _checked_flags()
-        config = run_config.load_config(workdir)
-        if config is None:
-            raise FileNotFoundError(f"{workdir} has no {run_config.CONFIG_FILE}: not a run")
+        trained = load(workdir, _STEP.value)
+        config = trained.config
         if _DATA_DIR.value is not None:
             config.dataset.data_dir = _DATA_DIR.value
-        experiment = Experiment.build(config)
-        manager = checkpoints.make_manager(workdir, create=False)
-        params, step = checkpoints.restore_eval_params(
-            manager, experiment.abstract_state, _STEP.value
-        )
-        variables = {"params": params}
-        job = make_job(experiment, variables)
-        height, width, _ = experiment.image_shape
+        job = make_job(trained)
+        height, width, _ = trained.image_shape
         with progress_bar(total=height * width, unit="pixel", desc="sample") as bar:
             samples = jobs.run(
                 job,
-                experiment.model,
-                variables,
-                experiment.mesh,
+                trained.model,
+                trained.variables,
+                trained.mesh,
                 jax.random.key(_SEED.value),
                 _TEMPERATURE.value,
                 _SAMPLER.value,
@@ -140,7 +132,7 @@ def main(argv):
         save_png(output, job.grid(samples, config.model.num_levels))
         np.save(output.with_suffix(".npy"), samples.astype(np.uint8))
         print(
-            f"sample: {len(samples)} images from step {step} ({_SAMPLER.value} sampler) "
+            f"sample: {len(samples)} images from step {trained.step} ({_SAMPLER.value} sampler) "
             f"-> {output} and {output.with_suffix('.npy')}"
         )
 

@@ -7,7 +7,7 @@ import sys
 
 import ml_collections
 
-from configs import binarized_mnist
+from configs import binarized_mnist, cifar10, mnist
 from pixel_models import build_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -21,6 +21,15 @@ def tiny_config(data_dir, **overrides) -> ml_collections.ConfigDict:
     config.dataset.eval_split = "validation[:64]"
     config.update(overrides)
     return config
+
+
+def tiny_model_config(name: str, num_levels: int) -> ml_collections.ConfigDict:
+    """The `tiny` model config of `name` from the first dataset with a recipe
+    for it, for `num_levels` levels."""
+    dataset = next(d for d in (binarized_mnist, mnist, cifar10) if name in d.RECIPES)
+    model = dataset.get_config(f"{name},tiny").model
+    model.num_levels = num_levels
+    return model
 
 
 def tiny_pixelrnn(name: str, num_levels: int, **overrides):

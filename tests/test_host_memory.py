@@ -1,4 +1,4 @@
-"""`launch.keep_host_memory`: XLA:CPU's per-step scratch buffer is reused
+"""`host_memory.keep_host_memory`: XLA:CPU's per-step scratch buffer is reused
 instead of being mapped, page-faulted and unmapped again every step."""
 
 import subprocess
@@ -12,9 +12,9 @@ import pytest
 # early steps may still fault the whole buffer while the heap grows to fit.
 _STEP_FAULTS = """
 import functools, resource, sys
-from experiments import launch
+from pixel_models import host_memory
 if sys.argv[1] == "keep":
-    assert launch.keep_host_memory()
+    assert host_memory.keep_host_memory()
 import jax, jax.numpy as jnp
 from configs import binarized_mnist
 from pixel_models import build_model

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import binarized_mnist, cifar10, mnist
-from pixel_models import MODELS, data, likelihood
+import pixel_models
+from configs import binarized_mnist
+from pixel_models import data, likelihood
 from pixel_models.training import (
     checkpoints,
     evaluation,
@@ -201,30 +202,6 @@ def trained(tmp_path_factory, data_dir):
     return workdir, config, summary
 
 
-def tiny_model(name: str):
-    """The `tiny` model config of `name` from the first dataset with a recipe
-    for it, for binary images."""
-    dataset = next(d for d in (binarized_mnist, mnist, cifar10) if name in d.RECIPES)
-    model = dataset.get_config(f"{name},tiny").model
-    model.num_levels = 2
-    return model
-
-
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_every_model_trains_and_evaluates(name, tmp_path, data_dir):
-    config = tiny_config(data_dir, num_train_steps=2, eval_every_steps=2)
-    config.model = tiny_model(name)
-    config.dataset.eval_split = "validation[:8]"
-    run = trainer.prepare(config, tmp_path)
-    summary = trainer.train(run, tmp_path)
-    assert summary["step"] == 2 and summary["eval_num_examples"] == 8
-    assert np.isfinite(summary["eval_nll_nats"])
-    # What the evaluated NLL is of: p(x), except for the auto-encoder's own code.
-    autoencoder = name == "pixelcnn_autoencoder"
-    assert run.experiment.conditioned_on == ("code(x)" if autoencoder else None)
-    assert ("not a bound on p(x)" in run.experiment.likelihood) == autoencoder
-
-
 def test_a_conditional_model_trains_and_evaluates_on_real_labels(tmp_path, data_dir):
     """The CLIs feed the dataset's labels to the model: the evaluated NLL is
     the one under the true labels, and other labels give another."""
@@ -242,21 +219,25 @@ def test_a_conditional_model_trains_and_evaluates_on_real_labels(tmp_path, data_
     assert result["conditioned_on"] == "label" and result["likelihood"] == "p(x | label)"
     assert result["num_examples"] == 24
 
-    config = run_config.load_config(workdir)
-    model = Experiment.build(config).model
-    params = {"params": restore(workdir, config).params}
-    test = data.load_split(config.dataset, "test[:24]").batch(np.arange(24))
-    nll = -likelihood.log_prob(model, params, test["image"], test["label"].astype(np.int32))
+    trained = pixel_models.load(workdir)
+    test = data.load_split(trained.config.dataset, "test[:24]").batch(np.arange(24))
+    nll = -trained.log_prob(test["image"], test["label"])
     np.testing.assert_allclose(result["nll_nats"], float(nll.mean()), rtol=1e-5)
-    other = (test["label"] + 1) % 10
-    wrong = -likelihood.log_prob(model, params, test["image"], other.astype(np.int32))
+    wrong = -trained.log_prob(test["image"], (test["label"] + 1) % 10)
     assert abs(float(wrong.mean()) - result["nll_nats"]) > 1e-3
-
+    with pytest.raises(ValueError, match="class-conditional: give 24 labels"):
+        trained.log_prob(test["image"])
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 10\)"):
+        trained.sample(2, jax.random.key(0), labels=[3, 10])
     # Samples of a conditional run: one row per label.
     output = tmp_path / "labels.png"
     args = ["--num_samples=2", "--labels=3,7", f"--output={output}"]
     run_ok("experiments.sample", f"--workdir={workdir}", *args)
-    assert np.load(output.with_suffix(".npy")).shape == (4, 28, 28, 1)
+    samples = np.load(output.with_suffix(".npy"))
+    assert samples.shape == (4, 28, 28, 1)
+    # From Python: one label per image, the same images for the same seed.
+    labels = np.repeat([3, 7], 2)
+    np.testing.assert_array_equal(trained.sample(4, jax.random.key(0), labels=labels), samples)
     assert Image.open(output).size == (2 * 30 + 2, 2 * 30 + 2)
     process = cli("experiments.sample", f"--workdir={workdir}", *args[:1], "--labels=10", args[2])
     assert "--labels must be in [0, 10)" in process.communicate(timeout=120)[1]

@@ -1,18 +1,21 @@
 """What to draw and how to show it: a `Job` holds the starting images, the
 known subpixels, the conditioning and the grid layout, for plain samples,
-samples per label, image completions and auto-encoder decodings. Shared by
-`experiments.sample` and the trainer's sample grids.
+samples per label, image completions and auto-encoder decodings.
+`for_model` is the one place that decides which of them a model's samples
+are; the trainer's sample grids, `experiments.sample`,
+`experiments.benchmark` and `pixel_models.load` call it.
 """
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
-import flax.linen as nn
 import jax
 import numpy as np
 from jax.sharding import Mesh
 
 from pixel_models import sampling
+from pixel_models.interface import PixelModel
 from pixel_models.sampling.grid import make_grid, to_uint8
 from pixel_models.training import sharding
 
@@ -84,9 +87,34 @@ def decodings(images: np.ndarray, codes: np.ndarray, num_decodings: int) -> Job:
     return Job(start, np.zeros(start.shape, bool), cond, len(images), np.asarray(images)[:, None])
 
 
+def for_model(
+    model: PixelModel,
+    variables,
+    image_shape: tuple[int, int, int],
+    num: int,
+    labels: Sequence[int] | None = None,
+    images: np.ndarray | None = None,
+) -> Job:
+    """What to draw of `model` (no completion):
+
+    * a model that encodes its input (`model.ENCODES`, the auto-encoder): per
+      image of `images[n, H, W, C]`, the image and `num` decodings of its code;
+    * a class-conditional model (`labels` given): a row of `num` samples per label;
+    * any other: `num` samples.
+    """
+    if model.ENCODES:
+        if images is None:
+            raise ValueError(f"{type(model).__name__} decodes codes of images: give images")
+        images = np.asarray(images, np.int32)
+        return decodings(images, np.asarray(model.encode(variables, images)), num)
+    if labels is not None:
+        return per_label(list(labels), num, image_shape)
+    return unconditional(num, image_shape)
+
+
 def run(
     job: Job,
-    model: nn.Module,
+    model: PixelModel,
     variables,
     mesh: Mesh,
     rng: jax.Array,

@@ -13,6 +13,8 @@ import pathlib
 import sys
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -89,18 +91,20 @@ def restore_latest(
 
 
 def restore_eval_params(
-    manager: ocp.CheckpointManager, abstract_state: TrainState, step: int | None = None
+    manager: ocp.CheckpointManager, abstract_params: Any, use_ema: bool, step: int | None = None
 ) -> tuple[Any, int]:
     """`(parameters to evaluate, step)` of the newest checkpoint (or `step`):
-    the EMA when the run keeps one, else the raw parameters. Reads nothing
-    else (no optimizer state), so it needs no optimizer. Raises ValueError
-    when there is no such checkpoint."""
+    the EMA when the run keeps one (`use_ema`), else the raw parameters,
+    shaped and sharded like `abstract_params`. Reads nothing else (no
+    optimizer state), so it needs no optimizer. Raises ValueError when there
+    is no such checkpoint."""
     steps = manager.all_steps()
     step = max(steps, default=None) if step is None else step
     if step not in steps:
         raise ValueError(f"no checkpoint at step {step}; saved steps: {sorted(steps)}")
-    name = "params" if abstract_state.ema_params is None else "ema_params"
-    wanted = {"step": abstract_state.step, name: getattr(abstract_state, name)}
+    name = "ema_params" if use_ema else "params"
+    sharding = jax.tree.leaves(abstract_params)[0].sharding
+    wanted = {"step": jax.ShapeDtypeStruct((), jnp.int32, sharding=sharding), name: abstract_params}
     restore_args = ocp.checkpoint_utils.construct_restore_args(wanted)
     args = ocp.args.Composite(
         state=ocp.args.PyTreeRestore(wanted, restore_args=restore_args, partial_restore=True)

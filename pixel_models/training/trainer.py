@@ -217,17 +217,13 @@ def _write_samples(
     experiment = run.experiment
     config, model, variables = experiment.config, experiment.model, {"params": params}
     num = config.get("num_sample_images", 16)
-    if hasattr(model, "encode"):
-        images = run.eval_data.batch(np.arange(min(num, len(run.eval_data))))["image"]
-        codes = np.asarray(model.encode(variables, images.astype(np.int32)))
-        job = jobs.decodings(images, codes, 1)
-    elif experiment.cond_key == "label":
-        num_classes = data.get_spec(config.dataset.name).num_classes
-        job = jobs.per_label(
-            list(range(num_classes)), max(1, num // num_classes), experiment.image_shape
-        )
-    else:
-        job = jobs.unconditional(num, experiment.image_shape)
+    labels, images = None, None
+    if experiment.cond_key == "label":
+        labels = list(range(data.get_spec(config.dataset.name).num_classes))
+        num = max(1, num // len(labels))
+    if model.ENCODES:
+        images, num = run.eval_data.batch(np.arange(min(num, len(run.eval_data))))["image"], 1
+    job = jobs.for_model(model, variables, experiment.image_shape, num, labels, images)
     rng = jax.random.fold_in(jax.random.key(config.seed), step)
     samples = jobs.run(job, model, variables, experiment.mesh, rng)
     image = job.grid(samples, config.model.num_levels)

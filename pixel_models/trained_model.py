@@ -1,0 +1,222 @@
+"""A trained run in one line, for notebooks and scripts: `pixel_models.load`.
+
+    trained = pixel_models.load("runs/quickstart")
+    nll = trained.log_prob(images)                  # [B] nats
+    samples = trained.sample(16, jax.random.key(0))  # uint8 [16, H, W, C]
+
+`load` reads the workdir's saved config and the parameters that `evaluate`
+and `sample` use (the EMA when the run keeps one), nothing else: no
+optimizer state, no trainer. It runs on whatever devices this process has
+(CPU, GPU or TPU), whatever the run was trained on. Every method takes numpy
+or JAX arrays and refuses, with one ValueError, images of the wrong shape,
+values outside `[0, num_levels)`, non-integer images, or conditioning the
+model does not take.
+"""
+
+import dataclasses
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh
+
+from pixel_models import data, host_memory, likelihood
+from pixel_models.interface import PixelModel
+from pixel_models.models.registry import build_model
+from pixel_models.sampling import jobs
+from pixel_models.training import checkpoints, run_config, sharding
+from pixel_models.training.experiment import conditioning_key
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+    """A model with its trained parameters.
+
+    Attributes:
+      config: the run's saved config.
+      model: the Flax module (`pixel_models.interface.PixelModel`).
+      params: its parameters (the EMA when the run keeps one), replicated
+        over `mesh`.
+      step: the checkpoint's training step.
+      mesh: this process's devices; sampling batches are sharded over them.
+    """
+
+    config: ml_collections.ConfigDict
+    model: PixelModel
+    params: Any
+    step: int
+    mesh: Mesh
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        return {"params": self.params}
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """`(H, W, C)` of the dataset's images."""
+        return data.get_spec(self.config.dataset.name).image_shape
+
+    @property
+    def num_levels(self) -> int:
+        return self.config.model.num_levels
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the labels it is conditioned on; 0 when it takes none."""
+        if conditioning_key(self.config, data.get_spec(self.config.dataset.name)) != "label":
+            return 0
+        return data.get_spec(self.config.dataset.name).num_classes
+
+    def log_prob(self, images, cond=None) -> np.ndarray:
+        """`log p(x)` of `images[B, H, W, C]` in nats, float64 `[B]`, scored
+        in batches of the run's `eval_batch_size`. `cond`: labels `[B]` of a
+        class-conditional run; for the auto-encoder, None (each image's own
+        code, as in training) or codes `[B, m]`."""
+        x = self.checked_images(images)
+        cond = self._checked_cond(cond, len(x))
+        score = jax.jit(lambda x, cond: likelihood.log_prob(self.model, self.variables, x, cond))
+        size = self.config.eval_batch_size
+        parts = [
+            score(x[start : start + size], None if cond is None else cond[start : start + size])
+            for start in range(0, len(x), size)
+        ]
+        return np.concatenate([np.asarray(part, np.float64) for part in parts])
+
+    def bits_per_dim(self, images, cond=None) -> np.ndarray:
+        """The negative log-likelihood of each image in bits per subpixel, `[B]`."""
+        return np.asarray(likelihood.bits_per_dim(-self.log_prob(images, cond), self.image_shape))
+
+    def sample(
+        self,
+        num: int,
+        rng: jax.Array,
+        labels: Sequence[int] | None = None,
+        temperature: float = 1.0,
+        sampler: str = "fast",
+        cond=None,
+    ) -> np.ndarray:
+        """`num` images drawn from scratch, uint8 `[num, H, W, C]`.
+
+        `labels[num]`: one class per image, for a class-conditional run (and
+        only there). `cond`: codes `[num, m]` for the auto-encoder, whose
+        samples are decodings of a code. The fast and naive samplers draw the
+        same images for the same `rng`, and so does `experiments.sample`.
+        """
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+            raise ValueError(f"num={num!r} must be a whole number >= 1")
+        if labels is not None and cond is not None:
+            raise ValueError("give labels or cond, not both")
+        given = self._checked_cond(labels if cond is None else cond, num)
+        if self.model.ENCODES and given is None:
+            raise ValueError(
+                "the auto-encoder samples decodings of a code: pass cond=[num, code_dim] "
+                "(e.g. trained.model.encode(trained.variables, images))"
+            )
+        job = dataclasses.replace(jobs.unconditional(num, self.image_shape), cond=given)
+        return self._draw(job, rng, temperature, sampler)
+
+    def complete(
+        self,
+        images,
+        rows: int,
+        rng: jax.Array,
+        labels: Sequence[int] | None = None,
+        temperature: float = 1.0,
+        sampler: str = "fast",
+    ) -> np.ndarray:
+        """`images[B, H, W, C]` with their top `rows` rows kept and the rest
+        drawn given them, uint8 `[B, H, W, C]`. `labels[B]` for a
+        class-conditional run; the auto-encoder decodes each image's own code."""
+        x = self.checked_images(images)
+        if isinstance(rows, bool) or not isinstance(rows, int) or not 0 <= rows <= x.shape[1]:
+            raise ValueError(f"rows={rows!r} must be a whole number in [0, {x.shape[1]}]")
+        cond = self._checked_cond(labels, len(x))
+        if self.model.ENCODES:
+            cond = np.asarray(self.model.encode(self.variables, jnp.asarray(x)))
+        job = jobs.completions(x, rows, 1, cond)
+        return self._draw(job, rng, temperature, sampler)
+
+    def checked_images(self, images) -> np.ndarray:
+        """`images` as int32 `[B, H, W, C]`, or a ValueError saying what is wrong."""
+        x = np.asarray(images)
+        if x.ndim != 4 or x.shape[1:] != self.image_shape:
+            raise ValueError(
+                f"images must be [B, {', '.join(map(str, self.image_shape))}] "
+                f"({self.config.dataset.name}), got shape {list(x.shape)}"
+            )
+        if not (np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
+            raise ValueError(
+                f"images must be integers in [0, {self.num_levels}) (levels, not scaled "
+                f"floats), got {x.dtype}"
+            )
+        if x.size and (x.min() < 0 or x.max() >= self.num_levels):
+            raise ValueError(
+                f"images must be integers in [0, {self.num_levels}), got values in "
+                f"[{x.min()}, {x.max()}]"
+            )
+        return x.astype(np.int32)
+
+    def _checked_cond(self, cond, batch: int) -> np.ndarray | None:
+        """`cond` for `batch` images: labels `[batch]` in `[0, num_classes)` for
+        a class-conditional run (required), codes `[batch, m]` or None for the
+        auto-encoder, None otherwise; a ValueError for anything else."""
+        if cond is None:
+            if self.num_classes:
+                raise ValueError(f"this run is class-conditional: give {batch} labels")
+            return None
+        cond = np.asarray(cond)
+        if self.num_classes:
+            if cond.shape != (batch,) or not np.issubdtype(cond.dtype, np.integer):
+                got = f"{cond.dtype} {list(cond.shape)}"
+                raise ValueError(f"labels must be {batch} ints, got {got}")
+            if cond.min() < 0 or cond.max() >= self.num_classes:
+                raise ValueError(f"labels must be in [0, {self.num_classes}), got {cond.tolist()}")
+            return cond.astype(np.int32)
+        if self.model.ENCODES:
+            code_dim = self.config.model.code_dim
+            if cond.shape != (batch, code_dim) or not np.issubdtype(cond.dtype, np.floating):
+                raise ValueError(
+                    f"codes must be floats [{batch}, {code_dim}], got {cond.dtype} "
+                    f"{list(cond.shape)}"
+                )
+            return cond.astype(np.float32)
+        raise ValueError(f"this {self.config.model.name} run is unconditional: give no labels")
+
+    def _draw(self, job: jobs.Job, rng: jax.Array, temperature: float, sampler: str) -> np.ndarray:
+        """`job` drawn over `mesh`, as uint8 levels."""
+        samples = jobs.run(job, self.model, self.variables, self.mesh, rng, temperature, sampler)
+        return samples.astype(np.uint8)
+
+
+def load(workdir: str | pathlib.Path, step: int | None = None) -> TrainedModel:
+    """The run in `workdir` (made by `experiments.train`) at its newest
+    checkpoint, or at `step`; its evaluated parameters only.
+
+    Raises FileNotFoundError when `workdir` holds no run, ValueError when it
+    has no such checkpoint.
+    """
+    host_memory.keep_host_memory()
+    config = run_config.load_config(workdir)
+    if config is None:
+        raise FileNotFoundError(f"{workdir} has no {run_config.CONFIG_FILE}: not a training run")
+    model = build_model(config.model)
+    mesh = sharding.make_mesh()
+    spec = data.get_spec(config.dataset.name)
+    image = jnp.zeros((1, *spec.image_shape), jnp.int32)
+    cond = None if conditioning_key(config, spec) is None else jnp.zeros((1,), jnp.int32)
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), image, cond)["params"])
+    replicated = sharding.replicated(mesh)
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes
+    )
+    manager = checkpoints.make_manager(workdir, create=False)
+    try:
+        use_ema = config.get("ema_decay", 0.0) > 0.0
+        params, restored_step = checkpoints.restore_eval_params(manager, abstract, use_ema, step)
+    finally:
+        manager.close()
+    return TrainedModel(config, model, params, restored_step, mesh)
