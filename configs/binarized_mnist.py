@@ -79,27 +79,16 @@ def multiscale_pixelrnn(config: ml_collections.ConfigDict) -> None:
     config.optimizer.learning_rate = RMSPROP_LEARNING_RATE
 
 
-RECIPES = {
-    recipe.__name__: recipe
-    for recipe in (
-        pixelcnn,
-        row_lstm,
-        diagonal_bilstm,
-        gated_pixelcnn,
-        pixelcnn_pp,
-        multiscale_pixelrnn,
-    )
-}
+RECIPES = common.by_name(
+    pixelcnn, row_lstm, diagonal_bilstm, gated_pixelcnn, pixelcnn_pp, multiscale_pixelrnn
+)
 CONDITIONAL = ()  # no labels: no recipe offers `,conditional`
 
 
 def get_config(arg: str = "pixelcnn") -> ml_collections.ConfigDict:
     """`arg`: "MODEL[,tiny]"."""
-    arg = common.parse_arg(arg, "binarized_mnist", RECIPES, CONDITIONAL)
     dataset = common.dataset("binarized_mnist", train_split="train", eval_split="validation")
-    config = common.defaults(arg, dataset, num_levels=2)
-    RECIPES[arg.model](config)
-    return common.shrink(config) if arg.tiny else config
+    return common.assemble(arg, dataset, num_levels=2, recipes=RECIPES, conditional=CONDITIONAL)
 
 
 # The `cpu20` sweep's runs: the steps that about 20 minutes of one core of this

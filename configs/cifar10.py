@@ -80,17 +80,9 @@ def pixelcnn_pp(config: ml_collections.ConfigDict) -> None:
     common.pixelcnn_pp_training(config)
 
 
-RECIPES = {
-    recipe.__name__: recipe
-    for recipe in (
-        pixelcnn,
-        row_lstm,
-        diagonal_bilstm,
-        gated_pixelcnn,
-        pixelcnn_autoencoder,
-        pixelcnn_pp,
-    )
-}
+RECIPES = common.by_name(
+    pixelcnn, row_lstm, diagonal_bilstm, gated_pixelcnn, pixelcnn_autoencoder, pixelcnn_pp
+)
 # The recipes that offer `,conditional`.
 CONDITIONAL = ("gated_pixelcnn", "pixelcnn_pp")
 
@@ -98,8 +90,5 @@ CONDITIONAL = ("gated_pixelcnn", "pixelcnn_pp")
 def get_config(arg: str = "pixelcnn") -> ml_collections.ConfigDict:
     """`arg`: "MODEL[,tiny][,conditional]"; `conditional` for the Gated
     PixelCNN and PixelCNN++."""
-    arg = common.parse_arg(arg, "cifar10", RECIPES, CONDITIONAL)
     dataset = common.dataset("cifar10", train_split="train[:45000]", eval_split="train[45000:]")
-    config = common.defaults(arg, dataset, num_levels=256)
-    RECIPES[arg.model](config)
-    return common.shrink(config) if arg.tiny else config
+    return common.assemble(arg, dataset, num_levels=256, recipes=RECIPES, conditional=CONDITIONAL)

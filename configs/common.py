@@ -10,7 +10,7 @@ shrinks the run for `tiny` (`shrink`).
 """
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import ml_collections
 
@@ -172,3 +172,27 @@ def shrink(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     config.sample_every_steps = 0
     config.dataset.eval_split = splits.head(config.dataset.eval_split, TINY_EVAL_EXAMPLES)
     return config
+
+
+Recipe = Callable[[ml_collections.ConfigDict], None]
+
+
+def by_name(*recipes: Recipe) -> dict[str, Recipe]:
+    """A dataset file's table of recipes: each function under its name (the
+    model's registry name)."""
+    return {recipe.__name__: recipe for recipe in recipes}
+
+
+def assemble(
+    arg: str,
+    dataset_config: ml_collections.ConfigDict,
+    num_levels: int,
+    recipes: dict[str, Recipe],
+    conditional: Collection[str] = (),
+) -> ml_collections.ConfigDict:
+    """The config `arg` names: the `defaults`, then the model's recipe, then
+    `shrink` for `tiny`."""
+    parsed = parse_arg(arg, dataset_config.name, recipes, conditional)
+    config = defaults(parsed, dataset_config, num_levels)
+    recipes[parsed.model](config)
+    return shrink(config) if parsed.tiny else config

@@ -66,15 +66,12 @@ def gated_pixelcnn(config: ml_collections.ConfigDict) -> None:
     config.batch_size = 128
 
 
-RECIPES = {recipe.__name__: recipe for recipe in (row_lstm, multiscale_pixelrnn, gated_pixelcnn)}
+RECIPES = common.by_name(row_lstm, multiscale_pixelrnn, gated_pixelcnn)
 # The recipes that offer `,conditional`.
 CONDITIONAL = ("gated_pixelcnn",)
 
 
 def get_config(arg: str = "gated_pixelcnn") -> ml_collections.ConfigDict:
     """`arg`: "MODEL[,tiny][,conditional]"; `conditional` for the Gated PixelCNN."""
-    arg = common.parse_arg(arg, "imagenet32", RECIPES, CONDITIONAL)
     dataset = common.dataset("imagenet32", train_split="train", eval_split="validation")
-    config = common.defaults(arg, dataset, num_levels=256)
-    RECIPES[arg.model](config)
-    return common.shrink(config) if arg.tiny else config
+    return common.assemble(arg, dataset, num_levels=256, recipes=RECIPES, conditional=CONDITIONAL)

@@ -36,15 +36,12 @@ def multiscale_pixelrnn(config: ml_collections.ConfigDict) -> None:
     config.reference = "PixelRNN paper Table 6: 3.63 bits/dim (64x64 validation)"
 
 
-RECIPES = {recipe.__name__: recipe for recipe in (gated_pixelcnn, multiscale_pixelrnn)}
+RECIPES = common.by_name(gated_pixelcnn, multiscale_pixelrnn)
 # The recipes that offer `,conditional`.
 CONDITIONAL = ("gated_pixelcnn",)
 
 
 def get_config(arg: str = "gated_pixelcnn") -> ml_collections.ConfigDict:
     """`arg`: "MODEL[,tiny][,conditional]"; `conditional` for the Gated PixelCNN."""
-    arg = common.parse_arg(arg, "imagenet64", RECIPES, CONDITIONAL)
     dataset = common.dataset("imagenet64", train_split="train", eval_split="validation")
-    config = common.defaults(arg, dataset, num_levels=256)
-    RECIPES[arg.model](config)
-    return common.shrink(config) if arg.tiny else config
+    return common.assemble(arg, dataset, num_levels=256, recipes=RECIPES, conditional=CONDITIONAL)

@@ -26,15 +26,12 @@ def gated_pixelcnn(config: ml_collections.ConfigDict) -> None:
         config.reference = "no published figure; compare with the unconditional recipe"
 
 
-RECIPES = {recipe.__name__: recipe for recipe in (pixelcnn, gated_pixelcnn)}
+RECIPES = common.by_name(pixelcnn, gated_pixelcnn)
 # The recipes that offer `,conditional`.
 CONDITIONAL = ("gated_pixelcnn",)
 
 
 def get_config(arg: str = "pixelcnn") -> ml_collections.ConfigDict:
     """`arg`: "MODEL[,tiny][,conditional]"; `conditional` for the Gated PixelCNN."""
-    arg = common.parse_arg(arg, "mnist", RECIPES, CONDITIONAL)
     dataset = common.dataset("mnist", train_split="train[:50000]", eval_split="train[50000:]")
-    config = common.defaults(arg, dataset, num_levels=256)
-    RECIPES[arg.model](config)
-    return common.shrink(config) if arg.tiny else config
+    return common.assemble(arg, dataset, num_levels=256, recipes=RECIPES, conditional=CONDITIONAL)

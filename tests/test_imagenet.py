@@ -255,9 +255,10 @@ def test_a_recipe_trains_and_evaluates_on_synthetic_files(tmp_path, dataset, arg
 def test_recipes(dataset, recipes):
     module = importlib.import_module(f"configs.{dataset}")
     assert recipes <= set(module.RECIPES)
-    for model, recipe in module.RECIPES.items():
-        assert "bits/dim" in recipe.reference
-        options = ["", ",tiny"] + [",conditional", ",conditional,tiny"] * recipe.conditional
+    for model in module.RECIPES:
+        assert "bits/dim" in module.get_config(model).reference
+        conditional = model in module.CONDITIONAL
+        options = ["", ",tiny"] + [",conditional", ",conditional,tiny"] * conditional
         for option in options:
             config = module.get_config(model + option)
             assert config.dataset.name == dataset and config.model.num_levels == 256

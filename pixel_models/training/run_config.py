@@ -24,6 +24,9 @@ MUTABLE_FIELDS = frozenset(
         "checkpoint_every_steps",
         "keep_checkpoints",
         "eval_batch_size",
+        # How a CPU step splits its batch (`steps.cpu_chunk_pixels`): the
+        # order of a sum, not another run.
+        "cpu_chunk_pixels",
         "dataset.data_dir",
         "dataset.cache_dir",
         "dataset.manual_dir",
