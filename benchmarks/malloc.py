@@ -7,7 +7,7 @@
 
 POLICY is one of
   auto       what every program does: keep host memory, in one arena when the
-             CPU steps take whole batches (`launch.one_arena_for`);
+             CPU steps take whole batches (`program.one_arena_for`);
   glibc      glibc's own settings: large blocks are mapped afresh and unmapped
              on free, each step;
   keep       no mmap and a high trim threshold, with the arenas glibc picks;
@@ -17,7 +17,7 @@ The other flags are `experiments.benchmark`'s; it prints its JSON line.
 
 import sys
 
-from experiments import benchmark, launch
+from experiments import benchmark, program
 from pixel_models import host_memory
 
 POLICIES = ("auto", "glibc", "keep", "one_arena")
@@ -30,11 +30,11 @@ def main() -> None:
     policy = sys.argv.pop(1)
     keep_host_memory = host_memory.keep_host_memory
     if policy != "auto":
-        # `launch.setup` looks the function up in its module when it runs.
+        # `program.setup` looks the function up in its module when it runs.
         host_memory.keep_host_memory = lambda one_arena=False: (
             policy != "glibc" and keep_host_memory(one_arena=policy == "one_arena")
         )
-    launch.run(benchmark.main)
+    program.run(benchmark.main)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,9 @@ import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
-from experiments import launch
+from experiments import program
 from pixel_models import data, sampling
-from pixel_models.sampling import jobs
+from pixel_models.sampling import canvases
 from pixel_models.training.experiment import Experiment
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -79,9 +79,9 @@ def sample_images_per_second(experiment: Experiment, params, sampler: str, rows:
     zeros = np.zeros((config.batch_size, *experiment.image_shape), np.int32)
     labels = [0] if experiment.cond_key == "label" else None
     num = 1 if model.ENCODES else config.batch_size
-    job = jobs.for_model(model, variables, experiment.image_shape, num, labels, zeros)
-    x, known = jnp.asarray(job.start), jnp.asarray(job.known)
-    stepper = sampling.make_stepper(model, variables, sampler, job.cond)
+    canvas = canvases.for_model(model, variables, experiment.image_shape, num, labels, zeros)
+    x, known = jnp.asarray(canvas.start), jnp.asarray(canvas.known)
+    stepper = sampling.make_stepper(model, variables, sampler, canvas.cond)
     row = jax.jit(
         lambda state, x, i: sampling.sample_rows(
             model, stepper, state, x, known, jax.random.key(0), i
@@ -181,15 +181,15 @@ def benchmark(
 
 
 def main(argv):
-    launch.setup(argv, one_arena=launch.one_arena_for(_CONFIG))
+    program.setup(argv, one_arena=program.one_arena_for(_CONFIG))
     try:
         result = benchmark(
             _CONFIG.value, _SECONDS.value, _ROUNDS.value, _PEER.value, _SAMPLE_ROWS.value
         )
     except ValueError as e:
-        launch.fail("benchmark", e)
+        program.fail("benchmark", e)
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    launch.run(main)
+    program.start(main)

@@ -17,9 +17,9 @@ import os
 import jax
 from absl import flags
 
-from experiments import launch
+from experiments import program
 from pixel_models import data
-from pixel_models.training import checkpoints, evaluation, provenance, run_config
+from pixel_models.training import checkpoints, evaluation, provenance, workdirs
 from pixel_models.training.experiment import Experiment
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
@@ -35,14 +35,12 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
-    launch.setup(argv)
+    program.setup(argv)
     workdir = _WORKDIR.value
     try:
-        config = run_config.load_config(workdir)
+        config = workdirs.load_config(workdir)
         if config is None:
-            raise FileNotFoundError(
-                f"{workdir} has no {run_config.CONFIG_FILE}: not a training run"
-            )
+            raise FileNotFoundError(f"{workdir} has no {workdirs.CONFIG_FILE}: not a training run")
         if _DATA_DIR.value is not None:
             config.dataset.data_dir = _DATA_DIR.value
         if _BATCH.value is not None:
@@ -57,7 +55,7 @@ def main(argv):
         if restored is None:
             raise FileNotFoundError(f"{workdir} has no checkpoint yet")
     except (ValueError, OSError) as e:
-        launch.fail("evaluate", e)
+        program.fail("evaluate", e)
     state, _ = restored
     result = {"split": _SPLIT.value}
     result.update(evaluation.evaluate(experiment, state.eval_params(), source))
@@ -79,4 +77,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    launch.run(main)
+    program.start(main)

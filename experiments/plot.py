@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from absl import flags  # noqa: E402
 
-from experiments import launch  # noqa: E402
+from experiments import program  # noqa: E402
 from pixel_models.training import metric_writer  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
@@ -42,11 +42,11 @@ def main(argv):
     try:
         rows = metric_writer.read_metrics(workdir)
     except OSError as e:
-        launch.fail("plot", e)
+        program.fail("plot", e)
     output = pathlib.Path(_OUTPUT.value or workdir / "learning_curves.png")
     plot(rows, str(workdir), output)
     print(output)
 
 
 if __name__ == "__main__":
-    launch.run(main)
+    program.start(main)

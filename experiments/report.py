@@ -33,7 +33,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from absl import flags  # noqa: E402
 
-from experiments import launch  # noqa: E402
+from experiments import program  # noqa: E402
 from experiments.sweeps.sweep_file import Member, Sweep  # noqa: E402
 from pixel_models.training import metric_writer, provenance  # noqa: E402
 
@@ -308,12 +308,12 @@ def plot(outcomes: list[Outcome], splits: list[str], path: pathlib.Path) -> None
 
 
 def main(argv):
-    launch.setup(argv, join_job=False)
+    program.setup(argv, join_job=False)
     roots = [pathlib.Path(w) for w in _WORKDIRS.value]
     try:
         outcomes, splits = load(roots, _SPLIT.value)
     except (OSError, ValueError) as e:
-        launch.fail("report", e)
+        program.fail("report", e)
     markdown = report_markdown(outcomes, roots, splits)
     (roots[0] / "report.md").write_text(markdown)
     write_csv(outcomes, roots[0] / "report.csv")
@@ -323,4 +323,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    launch.run(main)
+    program.start(main)

@@ -26,9 +26,9 @@ import jax
 import numpy as np
 from absl import flags
 
-from experiments import launch
+from experiments import program
 from pixel_models import data, sampling
-from pixel_models.sampling import jobs
+from pixel_models.sampling import canvases
 from pixel_models.sampling.grid import save_png
 from pixel_models.trained_model import TrainedModel, load
 from pixel_models.training.progress import progress_bar
@@ -77,34 +77,34 @@ def _labels(trained: TrainedModel) -> list[int] | None:
     return labels
 
 
-def make_job(trained: TrainedModel) -> jobs.Job:
-    """The job the flags ask for: completions of --complete_split, else what
-    `jobs.for_model` draws of the model (the auto-encoder's decodings are of
+def make_canvas(trained: TrainedModel) -> canvases.Canvas:
+    """The canvas the flags ask for: completions of --complete_split, else what
+    `canvases.for_model` draws of the model (the auto-encoder's decodings are of
     the run's eval split)."""
     config, model, variables = trained.config, trained.model, trained.variables
     shape = trained.image_shape
     labels = _labels(trained)
     split = _COMPLETE_SPLIT.value or (config.dataset.eval_split if model.ENCODES else None)
     if split is None:
-        return jobs.for_model(model, variables, shape, _NUM.value, labels)
+        return canvases.for_model(model, variables, shape, _NUM.value, labels)
     source = data.load_split(config.dataset, split)
     if len(source) < _NUM.value:
         raise ValueError(f"{split} has {len(source)} images, fewer than --num_samples")
     batch = source.batch(np.arange(_NUM.value))
     images = batch["image"].astype(np.int32)
     if _COMPLETE_SPLIT.value is None:
-        return jobs.for_model(model, variables, shape, _NUM_COMPLETIONS.value, images=images)
+        return canvases.for_model(model, variables, shape, _NUM_COMPLETIONS.value, images=images)
     cond = None
     if model.ENCODES:
         cond = np.asarray(model.encode(variables, images))
     elif labels is not None:
         cond = batch["label"].astype(np.int32)
     rows = shape[0] // 2 if _COMPLETE_ROWS.value is None else _COMPLETE_ROWS.value
-    return jobs.completions(images, rows, _NUM_COMPLETIONS.value, cond)
+    return canvases.completions(images, rows, _NUM_COMPLETIONS.value, cond)
 
 
 def main(argv):
-    launch.setup(argv)
+    program.setup(argv)
     workdir = _WORKDIR.value
     try:
         _checked_flags()
@@ -112,11 +112,11 @@ def main(argv):
         config = trained.config
         if _DATA_DIR.value is not None:
             config.dataset.data_dir = _DATA_DIR.value
-        job = make_job(trained)
+        canvas = make_canvas(trained)
         height, width, _ = trained.image_shape
         with progress_bar(total=height * width, unit="pixel", desc="sample") as bar:
-            samples = jobs.run(
-                job,
+            samples = canvases.draw(
+                canvas,
                 trained.model,
                 trained.variables,
                 trained.mesh,
@@ -126,10 +126,10 @@ def main(argv):
                 on_row=lambda rows: bar.update(rows * width - bar.n),
             )
     except (ValueError, OSError) as e:
-        launch.fail("sample", e)
+        program.fail("sample", e)
     if jax.process_index() == 0:
         output = pathlib.Path(_OUTPUT.value)
-        save_png(output, job.grid(samples, config.model.num_levels))
+        save_png(output, canvas.grid(samples, config.model.num_levels))
         np.save(output.with_suffix(".npy"), samples.astype(np.uint8))
         print(
             f"sample: {len(samples)} images from step {trained.step} ({_SAMPLER.value} sampler) "
@@ -138,4 +138,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    launch.run(main)
+    program.start(main)

@@ -51,7 +51,7 @@ Launchers:
   with output in ROOT/slurm/<job>_<task>.out; --submit submits it.
 --member=I runs member I alone, with this process's output and environment:
 under srun every task of a multi-node member runs train and evaluate, and
-they join one JAX job (experiments/launch.py).
+they join one JAX job (experiments/program.py).
 """
 
 import pathlib
@@ -60,7 +60,7 @@ import sys
 
 from absl import flags
 
-from experiments import launch
+from experiments import program
 from experiments.sweeps import local, slurm
 from experiments.sweeps.resolve import resolve
 from experiments.sweeps.sweep_file import Member, Sweep
@@ -143,7 +143,7 @@ def write_array_job(sweep: Sweep) -> None:
     try:
         job = slurm.submit(path)
     except OSError as e:
-        launch.fail("sweep", e)
+        program.fail("sweep", e)
     print(f"sweep: submitted {path} ({count} members) as SLURM job {job}")
 
 
@@ -169,7 +169,7 @@ def execute_here(sweep: Sweep, members: list[Member]) -> None:
         sys.exit(128 + stop.signum)
     if failed:
         names = ", ".join(f"{m.name} ({m.workdir / local.LOG_FILE})" for m in failed)
-        launch.fail("sweep", RuntimeError(f"{len(failed)} of {total} members failed: {names}"))
+        program.fail("sweep", RuntimeError(f"{len(failed)} of {total} members failed: {names}"))
     report = f"python -m experiments.report --workdir={sweep.root}"
     print(f"sweep: {total} of {total} members finished; {report}")
 
@@ -177,7 +177,7 @@ def execute_here(sweep: Sweep, members: list[Member]) -> None:
 def main(argv):
     # The sweep never joins a JAX job; its train and evaluate children do
     # (under srun, each task's).
-    launch.setup(argv, join_job=False)
+    program.setup(argv, join_job=False)
     root = pathlib.Path(_WORKDIR.value).absolute()
     try:
         if _SUBMIT.value and _LAUNCHER.value != "slurm":
@@ -185,7 +185,7 @@ def main(argv):
         sweep = resolve(_CONFIG.value, root, _SPLIT.value)
         member = None if _MEMBER.value is None else _check_member(sweep, _MEMBER.value)
     except (ValueError, OSError) as e:
-        launch.fail("sweep", e)
+        program.fail("sweep", e)
     if _DRY_RUN.value:
         print_plan(sweep)
     elif member is not None:
@@ -199,4 +199,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    launch.run(main)
+    program.start(main)

@@ -20,8 +20,8 @@ import jax
 from absl import flags
 from ml_collections import config_flags
 
-from experiments import launch
-from pixel_models.training import run_config, trainer
+from experiments import program
+from pixel_models.training import trainer, workdirs
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Recipe, e.g. configs/cifar10.py:pixelcnn (default: the one saved in workdir)"
@@ -33,7 +33,7 @@ _PRINT_CONFIG = flags.DEFINE_bool(
 
 
 def main(argv):
-    launch.setup(argv, one_arena=launch.one_arena_for(_CONFIG))
+    program.setup(argv, one_arena=program.one_arena_for(_CONFIG))
     workdir = _WORKDIR.value
     if _PRINT_CONFIG.value and _CONFIG.value is not None:
         print(_CONFIG.value)
@@ -41,7 +41,7 @@ def main(argv):
     try:
         if workdir is None:
             raise ValueError("--workdir is required (the folder of the run)")
-        config = _CONFIG.value or run_config.load_config(workdir)
+        config = _CONFIG.value or workdirs.load_config(workdir)
         if config is None:
             raise ValueError(f"no --config given and no saved config in {workdir}")
         if _PRINT_CONFIG.value:
@@ -49,11 +49,11 @@ def main(argv):
             return
         run = trainer.prepare(config, workdir)
     except (ValueError, OSError) as e:
-        launch.fail("train", e)
+        program.fail("train", e)
     try:
         summary = trainer.train(run, workdir)
     except trainer.TrainingDiverged as e:
-        launch.fail("train", e)
+        program.fail("train", e)
     except trainer.Preempted as e:
         print(f"train: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
@@ -62,4 +62,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    launch.run(main)
+    program.start(main)

@@ -25,7 +25,7 @@ def keep_host_memory(one_arena: bool = False) -> bool:
     then page-fault many times as often. The chunked convolutional models
     lose with it: their many small allocations queue on the one arena's
     lock. Call it before JAX's first computation (worker threads choose
-    their arena then); the programs do (`experiments.launch.setup`), and so
+    their arena then); the programs do (`experiments.program.setup`), and so
     does `pixel_models.load`.
     Accelerator memory is not affected; on another C library this does
     nothing. Returns whether glibc took the settings.

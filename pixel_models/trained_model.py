@@ -27,8 +27,8 @@ from jax.sharding import Mesh
 from pixel_models import data, host_memory, likelihood
 from pixel_models.interface import PixelModel
 from pixel_models.models.registry import build_model
-from pixel_models.sampling import jobs
-from pixel_models.training import checkpoints, run_config, sharding
+from pixel_models.sampling import canvases
+from pixel_models.training import checkpoints, sharding, workdirs
 from pixel_models.training.experiment import conditioning_key
 
 
@@ -116,8 +116,8 @@ class TrainedModel:
                 "the auto-encoder samples decodings of a code: pass cond=[num, code_dim] "
                 "(e.g. trained.model.encode(trained.variables, images))"
             )
-        job = dataclasses.replace(jobs.unconditional(num, self.image_shape), cond=given)
-        return self._draw(job, rng, temperature, sampler)
+        canvas = dataclasses.replace(canvases.unconditional(num, self.image_shape), cond=given)
+        return self._draw(canvas, rng, temperature, sampler)
 
     def complete(
         self,
@@ -137,8 +137,8 @@ class TrainedModel:
         cond = self._checked_cond(labels, len(x))
         if self.model.ENCODES:
             cond = np.asarray(self.model.encode(self.variables, jnp.asarray(x)))
-        job = jobs.completions(x, rows, 1, cond)
-        return self._draw(job, rng, temperature, sampler)
+        canvas = canvases.completions(x, rows, 1, cond)
+        return self._draw(canvas, rng, temperature, sampler)
 
     def checked_images(self, images) -> np.ndarray:
         """`images` as int32 `[B, H, W, C]`, or a ValueError saying what is wrong."""
@@ -186,9 +186,13 @@ class TrainedModel:
             return cond.astype(np.float32)
         raise ValueError(f"this {self.config.model.name} run is unconditional: give no labels")
 
-    def _draw(self, job: jobs.Job, rng: jax.Array, temperature: float, sampler: str) -> np.ndarray:
-        """`job` drawn over `mesh`, as uint8 levels."""
-        samples = jobs.run(job, self.model, self.variables, self.mesh, rng, temperature, sampler)
+    def _draw(
+        self, canvas: canvases.Canvas, rng: jax.Array, temperature: float, sampler: str
+    ) -> np.ndarray:
+        """`canvas` drawn over `mesh`, as uint8 levels."""
+        samples = canvases.draw(
+            canvas, self.model, self.variables, self.mesh, rng, temperature, sampler
+        )
         return samples.astype(np.uint8)
 
 
@@ -200,9 +204,9 @@ def load(workdir: str | pathlib.Path, step: int | None = None) -> TrainedModel:
     has no such checkpoint.
     """
     host_memory.keep_host_memory()
-    config = run_config.load_config(workdir)
+    config = workdirs.load_config(workdir)
     if config is None:
-        raise FileNotFoundError(f"{workdir} has no {run_config.CONFIG_FILE}: not a training run")
+        raise FileNotFoundError(f"{workdir} has no {workdirs.CONFIG_FILE}: not a training run")
     model = build_model(config.model)
     mesh = sharding.make_mesh()
     spec = data.get_spec(config.dataset.name)

@@ -15,7 +15,7 @@ import numpy as np
 
 from configs import binarized_mnist
 from pixel_models import data
-from pixel_models.sampling import jobs
+from pixel_models.sampling import canvases
 from pixel_models.training import evaluation
 from pixel_models.training.experiment import Experiment
 
@@ -41,12 +41,12 @@ def main():
     chunked = config.copy_and_resolve_references()
     chunked.cpu_chunk_pixels = 784  # 2 chunks of one image per device
     results, collectives = {}, set()
-    for name, run_config, devices in (
+    for name, workdirs, devices in (
         ("8", config, jax.devices()),
         ("1", config, jax.devices()[:1]),
         ("8_chunked", chunked, jax.devices()),
     ):
-        experiment = Experiment.build(run_config, devices)
+        experiment = Experiment.build(workdirs, devices)
         state = experiment.init_state()
         batch = experiment.device_batch({"image": images})
         if name == "8_chunked":
@@ -61,11 +61,11 @@ def main():
         results[name] = jax.device_get((metrics["loss"], state.params, result["nll_nats"]))
         results[name + "_shards"] = len(batch["image"].sharding.device_set)
         if name != "8_chunked":
-            job = jobs.unconditional(8, experiment.image_shape)
+            canvas = canvases.unconditional(8, experiment.image_shape)
             variables = {"params": state.params}
             rng = jax.random.key(0)
-            results[name + "_samples"] = jobs.run(
-                job, experiment.model, variables, experiment.mesh, rng
+            results[name + "_samples"] = canvases.draw(
+                canvas, experiment.model, variables, experiment.mesh, rng
             )
     bad = config.copy_and_resolve_references()
     bad.batch_size = 12

@@ -54,7 +54,7 @@ def test_one_arena_only_for_unchunked_recipes():
     import types
 
     from configs import binarized_mnist
-    from experiments import launch
+    from experiments import program
 
     def flag(config):
         return types.SimpleNamespace(value=config)
@@ -64,7 +64,7 @@ def test_one_arena_only_for_unchunked_recipes():
         def value(self):
             raise OSError("Failed loading config file")
 
-    assert launch.one_arena_for(flag(binarized_mnist.get_config("row_lstm")))
-    assert not launch.one_arena_for(flag(binarized_mnist.get_config("gated_pixelcnn")))
-    assert not launch.one_arena_for(flag(None))  # resuming without --config: not known
-    assert not launch.one_arena_for(Unloadable())  # the program reports the error itself
+    assert program.one_arena_for(flag(binarized_mnist.get_config("row_lstm")))
+    assert not program.one_arena_for(flag(binarized_mnist.get_config("gated_pixelcnn")))
+    assert not program.one_arena_for(flag(None))  # resuming without --config: not known
+    assert not program.one_arena_for(Unloadable())  # the program reports the error itself

@@ -12,7 +12,7 @@ from configs import binarized_mnist
 from pixel_models import data, sampling
 from pixel_models.models.gated_pixelcnn import GatedPixelCNN
 from pixel_models.models.pixelcnn import PixelCNN
-from pixel_models.sampling import jobs
+from pixel_models.sampling import canvases
 from pixel_models.training import trainer
 from tests import model_checks
 from tests.helpers import cli, run_ok
@@ -81,9 +81,13 @@ def test_unknown_sampler_and_bad_temperature_are_refused(rgb_model):
 
 
 def test_grid_layout():
-    job = jobs.completions(np.ones((2, 5, 4, 1), np.int32), known_rows=2, num_completions=3)
-    assert job.start.shape == (6, 5, 4, 1) and job.known[:, :2].all() and not job.known[:, 2:].any()
-    image = job.grid(np.zeros((6, 5, 4, 1), np.int32), num_levels=2)
+    canvas = canvases.completions(np.ones((2, 5, 4, 1), np.int32), known_rows=2, num_completions=3)
+    assert (
+        canvas.start.shape == (6, 5, 4, 1)
+        and canvas.known[:, :2].all()
+        and not canvas.known[:, 2:].any()
+    )
+    image = canvas.grid(np.zeros((6, 5, 4, 1), np.int32), num_levels=2)
     assert image.shape == (2 * 7 + 2, 5 * 6 + 2, 1)  # 2 rows; original, occluded, 3 completions
     assert image[2, 2, 0] == 255 and image[2 + 3, 6 + 2, 0] == 128  # the occluded rows: grey
 

@@ -25,10 +25,10 @@ from pixel_models.training import (
     checkpoints,
     evaluation,
     metric_writer,
-    run_config,
     steps,
     train_state,
     trainer,
+    workdirs,
 )
 from pixel_models.training.experiment import Experiment
 from tests.helpers import TINY, cli, run_ok, tiny_config
@@ -255,7 +255,7 @@ def test_a_dataset_without_labels_refuses_a_conditional_run(data_dir):
 def test_training_writes_config_metrics_tensorboard_and_checkpoints(trained):
     workdir, config, summary = trained
     assert summary["step"] == 20 and summary["eval_num_examples"] == 64
-    assert run_config.load_config(workdir).to_dict() == json.loads(config.to_json())
+    assert workdirs.load_config(workdir).to_dict() == json.loads(config.to_json())
     rows = metric_writer.read_metrics(workdir)
     train_rows = [r for r in rows if "loss" in r]
     assert [r["step"] for r in train_rows] == [5, 10, 15, 20]
@@ -284,7 +284,7 @@ def test_a_finished_run_has_nothing_to_train(trained, tmp_path, data_dir):
     zero = tiny_config(data_dir, num_train_steps=0)
     summary = trainer.train(trainer.prepare(zero, tmp_path), tmp_path)
     assert "already at step 0 (num_train_steps=0)" in trainer.final_line(summary, 0)
-    assert not (tmp_path / run_config.CONFIG_FILE).exists()
+    assert not (tmp_path / workdirs.CONFIG_FILE).exists()
 
 
 def test_tensorboard_serves_the_run(trained):
@@ -493,12 +493,12 @@ def test_unwritable_workdir_is_refused(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(NotADirectoryError, match="is not a folder"):
-        run_config.check_writable(blocker / "run")
+        workdirs.check_writable(blocker / "run")
     # Places even root cannot write to (permission bits do not stop root).
     for workdir in ("/proc/pixel_models_run", "/sys/pixel_models/run"):
         with pytest.raises(PermissionError, match="cannot create folders in /(proc|sys)"):
-            run_config.check_writable(workdir)
-    run_config.check_writable(tmp_path / "new" / "run")
+            workdirs.check_writable(workdir)
+    workdirs.check_writable(tmp_path / "new" / "run")
     assert not (tmp_path / "new").exists() and list(tmp_path.iterdir()) == [blocker]
 
 
@@ -506,7 +506,7 @@ def test_a_workdir_without_checkpoints_takes_a_corrected_config(tmp_path, data_d
     config = tiny_config(data_dir)
     wrong = config.copy_and_resolve_references()
     wrong.model.hidden_dim = 4
-    run_config.save_config(wrong, tmp_path)  # a run that failed before its first checkpoint
+    workdirs.save_config(wrong, tmp_path)  # a run that failed before its first checkpoint
     trainer.prepare(config, tmp_path)
 
 

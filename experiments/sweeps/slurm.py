@@ -1,7 +1,7 @@
 """A sweep as one SLURM array job: ROOT/sweep.sbatch, whose task I runs
 `srun python -m experiments.sweep ... --member=I`. Under srun every task of
 a multi-node member runs train and evaluate, and they join one JAX job
-(experiments/launch.py). Output goes to ROOT/slurm/<job>_<task>.out."""
+(experiments/program.py). Output goes to ROOT/slurm/<job>_<task>.out."""
 
 import dataclasses
 import pathlib

@@ -20,8 +20,8 @@ import numpy as np
 
 from pixel_models import data, likelihood
 from pixel_models.data import input_pipeline
-from pixel_models.sampling import grid, jobs
-from pixel_models.training import checkpoints, evaluation, metric_writer, provenance, run_config
+from pixel_models.sampling import canvases, grid
+from pixel_models.training import checkpoints, evaluation, metric_writer, provenance, workdirs
 from pixel_models.training.experiment import Experiment
 from pixel_models.training.progress import progress_bar
 
@@ -53,10 +53,10 @@ def prepare(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> R
 
     Raises ValueError / OSError with a one-line reason.
     """
-    run_config.check_writable(workdir)
-    saved = run_config.load_config(workdir) if pathlib.Path(workdir).is_dir() else None
+    workdirs.check_writable(workdir)
+    saved = workdirs.load_config(workdir) if pathlib.Path(workdir).is_dir() else None
     if saved is not None and checkpoints.has_checkpoints(workdir):
-        run_config.check_compatible(config, saved, workdir)
+        workdirs.check_compatible(config, saved, workdir)
     experiment = Experiment.build(config)
     train_data = data.load_split(config.dataset, config.dataset.train_split)
     eval_data = data.load_split(config.dataset, config.dataset.eval_split)
@@ -126,7 +126,7 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
         manager.close()
         return summary  # nothing to train (`final_line` says so); nothing written
     if jax.process_index() == 0:
-        run_config.save_config(config, workdir)
+        workdirs.save_config(config, workdir)
     provenance.record(workdir, "train", config)
     ended = "failed"  # unless the loop says otherwise: an error, a second Ctrl-C
     iterator = input_pipeline.train_iterator(
@@ -223,10 +223,10 @@ def _write_samples(
         num = max(1, num // len(labels))
     if model.ENCODES:
         images, num = run.eval_data.batch(np.arange(min(num, len(run.eval_data))))["image"], 1
-    job = jobs.for_model(model, variables, experiment.image_shape, num, labels, images)
+    canvas = canvases.for_model(model, variables, experiment.image_shape, num, labels, images)
     rng = jax.random.fold_in(jax.random.key(config.seed), step)
-    samples = jobs.run(job, model, variables, experiment.mesh, rng)
-    image = job.grid(samples, config.model.num_levels)
+    samples = canvases.draw(canvas, model, variables, experiment.mesh, rng)
+    image = canvas.grid(samples, config.model.num_levels)
     writer.image(step, "samples", image)
     if jax.process_index() == 0:
         folder = workdir / "samples"

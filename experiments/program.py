@@ -118,7 +118,7 @@ def fail(program: str, error: BaseException) -> None:
     sys.exit(f"{program}: error: {reason}")
 
 
-def run(main: Callable[[list[str]], None]) -> None:
+def start(main: Callable[[list[str]], None]) -> None:
     """`absl.app.run(main)` with `parse_flags`; Ctrl-C outside the training
     loop (which saves first: `trainer.train`) exits 130 with one line."""
     try:

@@ -1,4 +1,4 @@
-"""What to draw and how to show it: a `Job` holds the starting images, the
+"""What to draw and how to show it: a `Canvas` holds the starting images, the
 known subpixels, the conditioning and the grid layout, for plain samples,
 samples per label, image completions and auto-encoder decodings.
 `for_model` is the one place that decides which of them a model's samples
@@ -21,7 +21,7 @@ from pixel_models.training import sharding
 
 
 @dataclasses.dataclass(frozen=True)
-class Job:
+class Canvas:
     """`start[N, H, W, C]` int32 and `known[N, H, W, C]` bool (kept subpixels);
     `cond` (labels `[N]`, codes `[N, m]`) or None; the grid has `rows` rows,
     each `shown[r]` (fixed cells, `[P, H, W, C]` levels, e.g. the original
@@ -44,24 +44,24 @@ class Job:
         return make_grid(to_uint8(samples, num_levels))
 
 
-def unconditional(num_samples: int, image_shape: tuple[int, int, int]) -> Job:
+def unconditional(num_samples: int, image_shape: tuple[int, int, int]) -> Canvas:
     """`num_samples` images from scratch, in rows of about sqrt(N)."""
     start = np.zeros((num_samples, *image_shape), np.int32)
     rows = math.ceil(num_samples / math.ceil(math.sqrt(num_samples)))
-    return Job(start, np.zeros(start.shape, bool), None, rows)
+    return Canvas(start, np.zeros(start.shape, bool), None, rows)
 
 
-def per_label(labels: list[int], per_row: int, image_shape: tuple[int, int, int]) -> Job:
+def per_label(labels: list[int], per_row: int, image_shape: tuple[int, int, int]) -> Canvas:
     """One row of `per_row` samples for each of `labels`."""
     total = len(labels) * per_row
     start = np.zeros((total, *image_shape), np.int32)
     cond = np.repeat(np.asarray(labels, np.int32), per_row)
-    return Job(start, np.zeros(start.shape, bool), cond, len(labels))
+    return Canvas(start, np.zeros(start.shape, bool), cond, len(labels))
 
 
 def completions(
     images: np.ndarray, known_rows: int, num_completions: int, cond: np.ndarray | None = None
-) -> Job:
+) -> Canvas:
     """Per image of `images[n, H, W, C]` a row: the image, the image with rows
     `known_rows:` occluded (shown mid-grey), and `num_completions` samples of
     the occluded rows given the rest. `cond` (`[n, ...]`) is repeated with them."""
@@ -76,15 +76,17 @@ def completions(
     shown = np.stack([images, occluded], axis=1)
     if cond is not None:
         cond = np.repeat(np.asarray(cond), num_completions, axis=0)
-    return Job(start, known, cond, len(images), shown)
+    return Canvas(start, known, cond, len(images), shown)
 
 
-def decodings(images: np.ndarray, codes: np.ndarray, num_decodings: int) -> Job:
+def decodings(images: np.ndarray, codes: np.ndarray, num_decodings: int) -> Canvas:
     """Per image a row: the image, then `num_decodings` samples of the
     auto-encoder's decoder given the image's code `codes[n, m]`."""
     start = np.zeros((len(images) * num_decodings, *images.shape[1:]), np.int32)
     cond = np.repeat(np.asarray(codes, np.float32), num_decodings, axis=0)
-    return Job(start, np.zeros(start.shape, bool), cond, len(images), np.asarray(images)[:, None])
+    return Canvas(
+        start, np.zeros(start.shape, bool), cond, len(images), np.asarray(images)[:, None]
+    )
 
 
 def for_model(
@@ -94,7 +96,7 @@ def for_model(
     num: int,
     labels: Sequence[int] | None = None,
     images: np.ndarray | None = None,
-) -> Job:
+) -> Canvas:
     """What to draw of `model` (no completion):
 
     * a model that encodes its input (`model.ENCODES`, the auto-encoder): per
@@ -112,8 +114,8 @@ def for_model(
     return unconditional(num, image_shape)
 
 
-def run(
-    job: Job,
+def draw(
+    canvas: Canvas,
     model: PixelModel,
     variables,
     mesh: Mesh,
@@ -122,13 +124,13 @@ def run(
     sampler: str = "fast",
     on_row=None,
 ) -> np.ndarray:
-    """Draw `job` with its batch sharded over `mesh` (padded to a multiple of
+    """Draw `canvas` with its batch sharded over `mesh` (padded to a multiple of
     the devices); the samples `[N, H, W, C]` int32 on the host."""
-    total = len(job.start)
+    total = len(canvas.start)
     padded = -total % mesh.devices.size
-    leaves = {"start": job.start, "known": job.known}
-    if job.cond is not None:
-        leaves["cond"] = job.cond
+    leaves = {"start": canvas.start, "known": canvas.known}
+    if canvas.cond is not None:
+        leaves["cond"] = canvas.cond
     leaves = {k: np.concatenate([v, v[:1].repeat(padded, 0)]) for k, v in leaves.items()}
     batch = sharding.put_batch(mesh, leaves)
     out = sampling.sample(
