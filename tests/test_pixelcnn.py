@@ -29,11 +29,6 @@ def test_causal(shape, levels):
     model_checks.assert_causal(model, init(model, shape), shape, levels)
 
 
-def test_normalised_on_binary_images():
-    model = pixelcnn(2)
-    model_checks.assert_normalised(model, init(model, (3, 3, 1)))
-
-
 def test_normalised_over_colour_channels():
     model = pixelcnn(2)
     model_checks.assert_normalised(model, init(model, (1, 2, 3)), image_shape=(1, 2, 3))
