@@ -98,11 +98,11 @@ CPU20 = {"optimizer.schedule": "cosine", "eval_every_steps": 0, "sample_every_st
 
 # Sweeps (`python -m experiments.sweep --config=configs/binarized_mnist.py:NAME`).
 SWEEPS = {
-    # README, Results: each 20-minute run once (--parallel=2: a core each, as
+    # the README's Results: each 20-minute run once (--parallel=2: a core each, as
     # they were measured).
     "cpu20": [
         # Twice as wide, Adam at 2e-3: 87.94 test nats; 1,133 CPU seconds
-        # (README, Results; docs/measurements.md has the others tried).
+        # (the README's Results; docs/measurements.md has the others tried).
         {
             "config": "pixelcnn",
             "num_train_steps": 22_000,
@@ -112,9 +112,9 @@ SWEEPS = {
             "optimizer.name": "adam",
             "optimizer.learning_rate": 2e-3,
         },
-        # 82.94 test nats; 1,046 CPU seconds (README, Results).
+        # 82.94 test nats; 1,046 CPU seconds (the README's Results).
         {"config": "row_lstm", "num_train_steps": 15_000, **CPU20},
-        # 82.54 test nats; 1,217 CPU seconds (README, Results).
+        # 82.54 test nats; 1,217 CPU seconds (the README's Results).
         {"config": "diagonal_bilstm", "num_train_steps": 6_000, **CPU20},
     ],
     # Reproducibility: 3 seeds x 2 models, short runs of the recipes.

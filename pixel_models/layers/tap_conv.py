@@ -3,8 +3,8 @@
 Every convolution of the zoo (masked, shifted, strided, transposed) runs
 through `tap_conv`. XLA lowers those matmuls (and their gradients) to plain
 GEMMs on every backend. On CPU this matters: `lax.conv`'s filter gradient
-there is slow (a masked PixelCNN trained 5x slower on it, a PixelCNN++ with
-strided and transposed convolutions about 50x; README, Speed).
+there is slow, above all for strided and transposed convolutions
+(docs/benchmarks.md).
 
 Two forms compute the same sum over taps:
 
@@ -17,8 +17,8 @@ Gradients always take the gathered form, which trains fastest. The forward
 pass alone (evaluation) takes the shifted outputs where they do not compute
 much more: stride 1, several taps, an output at most twice as wide as the
 input, and padding that adds at most half the output's area (so not the
-one-pixel windows of the fast samplers). That scores a PixelCNN 10-15%
-faster on CPU (README, Speed).
+one-pixel windows of the fast samplers), which evaluates faster on CPU
+(docs/benchmarks.md).
 """
 
 import functools
@@ -32,7 +32,7 @@ Tap = tuple[int, int]
 # Taps are gathered into one matmul until its contraction width would pass
 # this many input features: few large GEMMs for narrow inputs (a 7x7 input
 # conv), one GEMM per tap for wide ones (avoids copying a wide im2col buffer).
-# 96: a row of three 32-feature taps per GEMM (README, Speed).
+# 96: a row of three 32-feature taps per GEMM (docs/benchmarks.md).
 _MAX_MATMUL_WIDTH = 96
 
 

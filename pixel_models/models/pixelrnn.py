@@ -191,7 +191,7 @@ def _row_lstm_scan(pre: jnp.ndarray, kernel: jnp.ndarray, remat: bool) -> jnp.nd
     """`_row_lstm_rows`, differentiated by JAX for `pre` with the state kernel
     held fixed; the kernel's gradient then comes from one GEMM over all rows
     (the gates' gradient equals `pre`'s), not one small GEMM per row inside
-    the backward scan: 5% faster training on CPU (README, Speed)."""
+    the backward scan, which trains faster (docs/benchmarks.md)."""
     return _row_lstm_rows(pre, kernel, remat)
 
 

@@ -16,15 +16,15 @@ Batch = dict[str, jnp.ndarray]
 
 # Chunks an eval step scores in one iteration of its loop: independent
 # computations, which XLA:CPU runs at the same time on different cores
-# (PixelCNN eval 12% faster on 2 cores; README, Speed). The train step keeps
+# (faster evaluation; docs/benchmarks.md). The train step keeps
 # one chunk per iteration: side by side, its chunks trained slower.
 _EVAL_CHUNKS_PER_ITERATION = 4
 
 # Pixels each device takes at a time in a CPU step, by model (`cpu_chunk_pixels`).
 # The convolutional stacks: 2,048, 2 MNIST, CIFAR-10 or 32x32 ImageNet images
 # (one 64x64 image), whose activations stay in a core's 1 MB L2 cache from one
-# op to the next; PixelCNN++, 8,192 (README, Speed). The others take their
-# share whole: the PixelRNNs' row scans lose a third of their speed in chunks.
+# op to the next; PixelCNN++, 8,192 (docs/benchmarks.md). The others take their
+# share whole: the PixelRNNs' row scans are slower in chunks.
 _CPU_CHUNK_PIXELS = {
     "pixelcnn": 2_048,
     "gated_pixelcnn": 2_048,
