@@ -14,6 +14,7 @@ model does not take.
 """
 
 import dataclasses
+import functools
 import pathlib
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +29,7 @@ from pixel_models import data, host_memory, likelihood
 from pixel_models.interface import PixelModel
 from pixel_models.models.registry import build_model
 from pixel_models.sampling import canvases
-from pixel_models.training import checkpoints, sharding, workdirs
+from pixel_models.training import checkpoints, sharding, train_state, workdirs
 from pixel_models.training.experiment import conditioning_key
 
 
@@ -78,13 +79,22 @@ class TrainedModel:
         code, as in training) or codes `[B, m]`."""
         x = self.checked_images(images)
         cond = self._checked_cond(cond, len(x))
-        score = jax.jit(lambda x, cond: likelihood.log_prob(self.model, self.variables, x, cond))
         size = self.config.eval_batch_size
         parts = [
-            score(x[start : start + size], None if cond is None else cond[start : start + size])
+            self._log_prob(
+                self.variables,
+                x[start : start + size],
+                None if cond is None else cond[start : start + size],
+            )
             for start in range(0, len(x), size)
         ]
         return np.concatenate([np.asarray(part, np.float64) for part in parts])
+
+    @functools.cached_property
+    def _log_prob(self):
+        """`likelihood.log_prob` of the model, compiled once per batch shape
+        (the parameters an argument, not constants of the program)."""
+        return jax.jit(functools.partial(likelihood.log_prob, self.model))
 
     def bits_per_dim(self, images, cond=None) -> np.ndarray:
         """The negative log-likelihood of each image in bits per subpixel, `[B]`."""
@@ -210,13 +220,9 @@ def load(workdir: str | pathlib.Path, step: int | None = None) -> TrainedModel:
     model = build_model(config.model)
     mesh = sharding.make_mesh()
     spec = data.get_spec(config.dataset.name)
-    image = jnp.zeros((1, *spec.image_shape), jnp.int32)
-    cond = None if conditioning_key(config, spec) is None else jnp.zeros((1,), jnp.int32)
+    image, cond = train_state.example_inputs(spec.image_shape, conditioning_key(config, spec))
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), image, cond)["params"])
-    replicated = sharding.replicated(mesh)
-    abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes
-    )
+    abstract = sharding.replicated_shapes(mesh, shapes)
     manager = checkpoints.make_manager(workdir, create=False)
     try:
         use_ema = config.get("ema_decay", 0.0) > 0.0

@@ -7,7 +7,6 @@ import functools
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -148,8 +147,7 @@ class Experiment:
         return sharding.put_batch(self.mesh, rows)
 
     def _create_state(self, rng: jax.Array) -> train_state.TrainState:
-        image = jnp.zeros((1, *self.image_shape), jnp.int32)
-        cond = None if self.cond_key is None else jnp.zeros((1,), jnp.int32)
+        image, cond = train_state.example_inputs(self.image_shape, self.cond_key)
         return train_state.create_train_state(
             self.model, self.optimizer, rng, image, self.use_ema, cond=cond
         )
@@ -159,10 +157,7 @@ class Experiment:
         """Shapes, dtypes and shardings (replicated) of the train state; traced
         once (`model.init` under `eval_shape`) and shared by every user."""
         abstract = jax.eval_shape(self._create_state, jax.random.PRNGKey(0))
-        replicated = sharding.replicated(self.mesh)
-        return jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract
-        )
+        return sharding.replicated_shapes(self.mesh, abstract)
 
     def _state_sharding(self) -> Any:
         return jax.tree.map(lambda x: x.sharding, self.abstract_state)

@@ -35,6 +35,14 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def replicated_shapes(mesh: Mesh, shapes):
+    """`shapes` (a tree of arrays or `ShapeDtypeStruct`s, e.g. from
+    `jax.eval_shape`) as `ShapeDtypeStruct`s replicated over `mesh`: what to
+    restore or create parameters as."""
+    sharding = replicated(mesh)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
+
+
 def check_batch_size(mesh: Mesh, global_batch_size: int, name: str = "batch_size") -> None:
     """Raise if the devices do not split a global batch evenly, saying which
     sizes work."""

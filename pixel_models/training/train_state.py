@@ -26,6 +26,16 @@ class TrainState:
         return self.params if self.ema_params is None else self.ema_params
 
 
+def example_inputs(
+    image_shape: tuple[int, int, int], cond_key: str | None
+) -> tuple[jnp.ndarray, jnp.ndarray | None]:
+    """`(image, cond)` that fix the shapes of a model's parameters: one zero
+    image `[1, H, W, C]`, and a zero label `[1]` when the run feeds labels
+    (`cond_key` "label"), else None."""
+    image = jnp.zeros((1, *image_shape), jnp.int32)
+    return image, None if cond_key is None else jnp.zeros((1,), jnp.int32)
+
+
 def create_train_state(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
