@@ -24,6 +24,7 @@ Optional (the defaults below say what a model without them does):
   CONDITIONED_ON, LIKELIHOOD: what its NLL is conditioned on by itself, and
     its own statement of what that NLL is. Default: nothing (p(x), or
     p(x | the cond given)).
+  CPU_CHUNK_PIXELS: how a CPU step splits its batch. Default: it does not.
 """
 
 import dataclasses
@@ -91,6 +92,9 @@ class PixelModel(nn.Module):
     # False for a model sampled in stages (`sampling_stages`), whose order is
     # not raster order over the whole image.
     RASTER_ORDER: ClassVar[bool] = True
+    # Pixels a device takes at a time in a CPU train or eval step
+    # (`training.steps.cpu_chunk_pixels`; 0: its share of the batch whole).
+    CPU_CHUNK_PIXELS: ClassVar[int] = 0
 
     @property
     def distribution(self):

@@ -12,7 +12,7 @@ input of every k x k conv and runs each layer at the new pixel only
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -68,6 +68,11 @@ class ResidualBlock(nn.Module):
 
 class PixelCNN(CategoricalModel, PixelModel):
     """`x[B, H, W, C]` integers in `[0, num_levels)` -> logits `[B, H, W, C, K]`."""
+
+    # 2 MNIST, CIFAR-10 or 32x32 ImageNet images (one 64x64 image) per CPU
+    # chunk: their activations stay in a core's 1 MB L2 cache from one op to
+    # the next (docs/benchmarks.md).
+    CPU_CHUNK_PIXELS: ClassVar[int] = 2_048
 
     num_levels: int
     hidden_dim: int = 16

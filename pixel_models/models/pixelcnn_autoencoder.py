@@ -77,6 +77,7 @@ class PixelCNNAutoEncoder(CategoricalModel, PixelModel):
     CONDITIONED_ON: ClassVar[str] = "code(x)"
     LIKELIHOOD: ClassVar[str] = "p(x | code(x)), the code computed from x: not a bound on p(x)"
     ENCODES: ClassVar[bool] = True
+    CPU_CHUNK_PIXELS: ClassVar[int] = GatedPixelCNN.CPU_CHUNK_PIXELS  # its decoder's
 
     num_levels: int
     code_dim: int = 10

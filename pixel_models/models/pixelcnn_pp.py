@@ -65,7 +65,7 @@ averaging (a trainer matter), and the energy-distance variant.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -175,6 +175,8 @@ class PixelCNNPP(PixelModel):
       num_classes: classes of the labels `cond` may give; 0: no class table.
       dtype: compute dtype (parameters stay float32; the output is float32).
     """
+
+    CPU_CHUNK_PIXELS: ClassVar[int] = 8_192  # 8 MNIST or CIFAR-10 images (docs/benchmarks.md)
 
     num_levels: int
     hidden_dim: int = 160

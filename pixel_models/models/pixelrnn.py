@@ -60,7 +60,7 @@ to keep the old value for the read.
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -295,6 +295,8 @@ class PixelRNN(CategoricalModel, PixelModel):
 
     The base of `RowLSTM` and `DiagonalBiLSTM`, which pick the recurrent layer.
     """
+
+    CPU_CHUNK_PIXELS: ClassVar[int] = 0  # its row scans run slower in chunks
 
     num_levels: int
     hidden_dim: int = 16

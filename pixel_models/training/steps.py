@@ -10,6 +10,7 @@ import ml_collections
 import optax
 
 from pixel_models import likelihood
+from pixel_models.models.registry import MODELS
 from pixel_models.training.train_state import TrainState
 
 Batch = dict[str, jnp.ndarray]
@@ -19,18 +20,6 @@ Batch = dict[str, jnp.ndarray]
 # (faster evaluation; docs/benchmarks.md). The train step keeps
 # one chunk per iteration: side by side, its chunks trained slower.
 _EVAL_CHUNKS_PER_ITERATION = 4
-
-# Pixels each device takes at a time in a CPU step, by model (`cpu_chunk_pixels`).
-# The convolutional stacks: 2,048, 2 MNIST, CIFAR-10 or 32x32 ImageNet images
-# (one 64x64 image), whose activations stay in a core's 1 MB L2 cache from one
-# op to the next; PixelCNN++, 8,192 (docs/benchmarks.md). The others take their
-# share whole: the PixelRNNs' row scans are slower in chunks.
-_CPU_CHUNK_PIXELS = {
-    "pixelcnn": 2_048,
-    "gated_pixelcnn": 2_048,
-    "pixelcnn_autoencoder": 2_048,
-    "pixelcnn_pp": 8_192,
-}
 
 
 def mean_nll(
@@ -148,12 +137,13 @@ def eval_step(
 
 def cpu_chunk_pixels(config: ml_collections.ConfigDict) -> int:
     """The `cpu_chunk_pixels` of `step_chunk_size` for a run: the config's
-    field when set (0: no chunks), else the rule for its model (None or no
-    field)."""
+    field when set (0: no chunks), else its model family's `CPU_CHUNK_PIXELS`
+    (None or no field)."""
     configured = config.get("cpu_chunk_pixels")
     if configured is not None:
         return configured
-    return _CPU_CHUNK_PIXELS.get(config.model.name, 0)
+    family = MODELS.get(config.model.name)  # an unknown name is build_model's error
+    return 0 if family is None else family.CPU_CHUNK_PIXELS
 
 
 def step_chunk_size(
