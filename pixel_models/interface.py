@@ -20,7 +20,8 @@ Optional (the defaults below say what a model without them does):
   subpixel_order(image_shape): each subpixel's place in the model's order.
     Default: raster order, R->G->B within a pixel.
   ENCODES / encode(variables, x): the model computes a code of its input
-    (the auto-encoder), which its samples are decoded from. Default: none.
+    (the auto-encoder), which its samples are decoded from: both samplers
+    refuse to draw it without a code (`NEEDS_A_CODE`). Default: none.
   CONDITIONED_ON, LIKELIHOOD: what its NLL is conditioned on by itself, and
     its own statement of what that NLL is. Default: nothing (p(x), or
     p(x | the cond given)).
@@ -34,6 +35,13 @@ from typing import Any, ClassVar, TypeVar
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
+
+# Why a model that `ENCODES` is not sampled without a code: with none, its
+# `__call__` would encode the half-drawn image at every step.
+NEEDS_A_CODE = (
+    "the auto-encoder samples decodings of a code: pass cond=[B, code_dim] "
+    "(e.g. model.encode(variables, images))"
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,8 @@ route from a model to its NLL, for training, evaluation and the checks.
 `model.apply` returns the parameters of the model's output distribution
 (`model.distribution`, see `pixel_models.distributions`), which scores each
 subpixel. All log-probabilities are in nats and float32, whatever dtype the
-model computes in.
+model computes in. Images are integer levels (`pixel_models.images`): others
+are refused, and under `jax.jit` an image with a value out of range scores NaN.
 """
 
 import math
@@ -12,6 +13,8 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from pixel_models import images
 
 
 def conditional_log_probs(
@@ -25,10 +28,15 @@ def conditional_log_probs(
     """`log p(x[b,i,j,c] | all subpixels before it)` in nats, `[B, H, W, C]`.
 
     `train=True` runs the model in training mode (dropout, with `rng`).
+    Raises ValueError for `x` that is not integer levels `[B, H, W, C]` in
+    `[0, K)` (`images.check`); under `jax.jit` such an image's values are NaN.
     """
+    num_levels = model.distribution.num_levels
+    x = images.check(x, num_levels)
     rngs = {"dropout": rng} if rng is not None else None
     params = model.apply(variables, x, cond=cond, train=train, rngs=rngs)
-    return model.distribution.log_prob(params, x)
+    log_probs = model.distribution.log_prob(params, x)
+    return jnp.where(images.in_range(x, num_levels)[:, None, None, None], log_probs, jnp.nan)
 
 
 def log_prob(

@@ -86,6 +86,17 @@ def test_bad_model_configs():
         build_model(ml_collections.ConfigDict(dict(name="pixelcnnn", num_levels=2)))
     with pytest.raises(ValueError, match="bad hyperparameters"):
         build_model(ml_collections.ConfigDict(dict(name="pixelcnn", num_levels=2, depth=3)))
+    for name, field, value, message in [
+        ("pixelcnn", "hidden_dim", 0, "model.hidden_dim=0 must be at least 1"),
+        ("pixelcnn_pp", "num_mixtures", 0, "model.num_mixtures=0 must be at least 1"),
+        ("pixelcnn_pp", "num_mixtures", -1, "model.num_mixtures=-1 must be at least 1"),
+        ("pixelcnn_pp", "dropout_rate", 1.5, r"model.dropout_rate=1.5 must be in \[0, 1\)"),
+        ("gated_pixelcnn", "num_classes", -1, "model.num_classes=-1 must be at least 0"),
+        ("row_lstm", "num_levels", 1, "model.num_levels=1 must be at least 2"),
+    ]:
+        config = ml_collections.ConfigDict({"name": name, "num_levels": 2} | {field: value})
+        with pytest.raises(ValueError, match=message):
+            build_model(config)
     model = pixelcnn(2)
     with pytest.raises(ValueError, match="unconditional"):
         model.init(jax.random.key(0), jnp.zeros((1, 3, 3, 1), jnp.int32), cond=jnp.zeros((1,)))

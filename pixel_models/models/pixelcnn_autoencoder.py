@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from pixel_models.distributions import CategoricalModel
-from pixel_models.interface import PixelModel, Stepper
+from pixel_models.interface import NEEDS_A_CODE, PixelModel, Stepper
 from pixel_models.layers.pixel_io import scale_pixels
 from pixel_models.models.gated_pixelcnn import GatedPixelCNN
 
@@ -112,10 +112,7 @@ class PixelCNNAutoEncoder(CategoricalModel, PixelModel):
         code `cond[B, code_dim]`. Sampling needs a given code (e.g. `encode`
         of other images): with none, the code would be of the image being drawn."""
         if cond is None:
-            raise ValueError(
-                "the fast sampler of the auto-encoder needs a code: pass cond=[B, code_dim] "
-                "(e.g. model.encode(variables, images))"
-            )
+            raise ValueError(NEEDS_A_CODE)
         code = _checked_code(cond, len(cond), self.code_dim)
         return self.decoder().fast_stepper({"params": variables["params"]["decoder"]}, code)
 

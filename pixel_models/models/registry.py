@@ -29,10 +29,28 @@ def build_model(model_config: ml_collections.ConfigDict) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
     _check_compute_dtype(fields.get("dtype"))
+    for field, value in fields.items():
+        _check_field(field, value)
     try:
         return MODELS[name](**fields)
     except TypeError as e:
         raise ValueError(f"bad hyperparameters for model {name!r}: {e}") from None
+
+
+# The whole-number fields that are not sizes, and their least values; every
+# other whole-number field (a width, a depth, a count, a kernel size) is >= 1.
+_LEAST = {"num_levels": 2, "num_classes": 0}
+
+
+def _check_field(field: str, value) -> None:
+    """A whole-number field at least its least value (`_LEAST`, else 1), and a
+    `*_rate` in [0, 1); a ValueError that names `model.<field>` otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        least = _LEAST.get(field, 1)
+        if value < least:
+            raise ValueError(f"model.{field}={value} must be at least {least}")
+    elif field.endswith("_rate") and not 0.0 <= value < 1.0:
+        raise ValueError(f"model.{field}={value} must be in [0, 1)")
 
 
 def _check_compute_dtype(dtype: str | None) -> None:

@@ -10,12 +10,14 @@ give the same images. The loop knows no model: it asks each through
 `pixel_models.interface.PixelModel`.
 """
 
+import time
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-from pixel_models.interface import PixelModel, Stage, Stepper
+from pixel_models import images
+from pixel_models.interface import NEEDS_A_CODE, PixelModel, Stage, Stepper
 from pixel_models.sampling.sampler import (
     naive_stepper,
     sample_rows,
@@ -43,6 +45,8 @@ def stages(model: PixelModel, variables, cond=None) -> tuple[Stage, ...]:
 
 def make_stepper(model: PixelModel, variables, sampler: str, cond=None) -> Stepper:
     """The `sampler` ("fast" or "naive") of `model`, in raster order."""
+    if model.ENCODES and cond is None:
+        raise ValueError(NEEDS_A_CODE)
     if not model.RASTER_ORDER:
         raise ValueError(
             f"{type(model).__name__} samples in stages, not in raster order: use the "
@@ -69,9 +73,17 @@ def sample(
     """Images `x[B, H, W, C]` (int32) with every subpixel not `known` drawn.
 
     Args:
-      x: the starting images; their `known` subpixels are kept (completion),
-        the others are overwritten. Zeros to sample from scratch.
-      known: bool `[B, H, W, C]`, or None (nothing known).
+      x: the starting images, integer levels in `[0, K)`; their `known`
+        subpixels are kept (completion), the others are overwritten. Zeros to
+        sample from scratch.
+      known: bool `[B, H, W, C]`, or None (nothing known). Each drawn
+        subpixel is conditioned on the known and drawn subpixels before it in
+        the model's order (`model.subpixel_order`). Where the known ones come
+        first in that order (the top rows of a raster-order model), that is
+        the posterior p(free | known); where they do not (the multi-scale
+        PixelRNN, whose subsampled pixels come first), the free subpixels
+        before a known one are drawn without seeing it: not the posterior,
+        which is then intractable.
       cond: the model's `cond` (labels, embeddings, or the auto-encoder's code).
       temperature: > 0; scales the distribution (see its `sample`).
       sampler: "fast" or "naive": the same images for the same `rng`.
@@ -84,10 +96,10 @@ def sample(
     different orders, and rounding that coarse would let them draw
     different values.
     """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    x = jnp.asarray(x, jnp.int32)
-    known = jnp.zeros(x.shape, bool) if known is None else jnp.asarray(known, bool)
+    if not 0 < temperature < float("inf"):
+        raise ValueError(f"temperature must be > 0 and finite, got {temperature}")
+    x = images.check(x, model.distribution.num_levels, "x (the starting images)")
+    known = jnp.zeros(x.shape, bool) if known is None else _checked_known(known, x.shape)
     passes = stages(model, variables, cond)
     height = x.shape[1]
     total_rows = sum(len(range(height)[stage.rows]) for stage in passes)
@@ -106,6 +118,16 @@ def sample(
             x, known = x.at[part].set(drawn), known.at[part].set(True)
             done += drawn.shape[1]
     return x
+
+
+def _checked_known(known, shape: tuple[int, ...]) -> jnp.ndarray:
+    """`known` as bool `shape`, or a ValueError."""
+    if jnp.shape(known) != shape or jnp.result_type(known) != jnp.bool_:
+        raise ValueError(
+            f"known must be bool {list(shape)} like x, got {jnp.result_type(known)} "
+            f"{list(jnp.shape(known))}"
+        )
+    return jnp.asarray(known)
 
 
 def _pro_rata(
@@ -127,13 +149,31 @@ def _every_row(
     temperature: float,
     on_row: Callable[[int], None] | None,
 ) -> jnp.ndarray:
-    """`sample_rows` for each row in turn, compiled once."""
+    """`sample_rows` for each row in turn, compiled once. One row is queued
+    ahead of the one computing, no more: `on_row` reports finished rows, and
+    Ctrl-C leaves at most two rows of queued device work."""
     rows = jax.jit(
         lambda state, x, row: sample_rows(model, stepper, state, x, known, rng, row, temperature)
     )
     state = jax.jit(stepper.init)(x)
     for row in range(x.shape[1]):
+        previous = x
         state, x = rows(state, x, jnp.int32(row))
-        if on_row is not None:
-            on_row(row + 1)
+        if row > 0:
+            _wait(previous)
+            if on_row is not None:
+                on_row(row)
+    _wait(x)
+    if on_row is not None:
+        on_row(x.shape[1])
     return x
+
+
+def _wait(array: jax.Array) -> None:
+    """Wait until `array` is computed, as `block_until_ready` does, but in
+    short sleeps, so that Ctrl-C (a KeyboardInterrupt, raised between Python
+    statements) stops the wait at once."""
+    pause = 1e-4
+    while not array.is_ready():
+        time.sleep(pause)
+        pause = min(2 * pause, 0.02)
