@@ -1,12 +1,15 @@
-"""Exact test-set NLL of a trained run: every example of the split once.
+r"""Exact test-set NLL of a trained run: every example of the split once.
 
-python -m experiments.evaluate --workdir=DIR [--split=test] [--checkpoint_step=N] [--data_dir=D]
+python -m experiments.evaluate --workdir=DIR [--split=test] [--checkpoint_step=N] \
+    [--params=raw|ema] [--data_dir=D]
 
 Reads DIR/config.json and the newest checkpoint (or step N), scores the split
-sharded over all devices, and writes DIR/eval_<split>.json (with
+with the run's evaluated parameters (the EMA when it keeps one; --params
+chooses) sharded over all devices, and writes DIR/eval_<split>.json (with
 --checkpoint_step=N: DIR/eval_<split>_step<N>.json, so the newest result is
-kept): split, num_examples, nll_nats (mean per image), bits_per_dim, step,
-params (raw or ema), conditioned_on (null, "label", or the auto-encoder's
+kept; with --params other than the run's own, a `_raw` or `_ema` suffix):
+split, num_examples, nll_nats (mean per image), bits_per_dim, step, params
+(raw or ema), conditioned_on (null, "label", or the auto-encoder's
 "code(x)") and likelihood (what the NLL is of, e.g. "p(x | label)").
 Prints the same as one JSON line, and records the invocation in DIR/runs.jsonl.
 """
@@ -19,12 +22,15 @@ from absl import flags
 
 from experiments import program
 from pixel_models import data
-from pixel_models.training import checkpoints, evaluation, provenance, workdirs
+from pixel_models.training import checkpoints, evaluation, provenance, train_state, workdirs
 from pixel_models.training.experiment import Experiment
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to score, e.g. test, validation, train[:1000]")
 _STEP = flags.DEFINE_integer("checkpoint_step", None, "Checkpoint to score (default: newest)")
+_PARAMS = flags.DEFINE_enum(
+    "params", None, train_state.PARAMS, "Parameters to score (default: the EMA if kept, else raw)"
+)
 _BATCH = flags.DEFINE_integer("batch_size", None, "Global eval batch (default: eval_batch_size)")
 _DATA_DIR = flags.DEFINE_string(
     "data_dir",
@@ -46,6 +52,7 @@ def main(argv):
         if _BATCH.value is not None:
             config.eval_batch_size = _BATCH.value
         experiment = Experiment.build(config)
+        use_ema = train_state.uses_ema(config, _PARAMS.value)
         source = data.load_split(config.dataset, _SPLIT.value)
         restored = checkpoints.restore_latest(
             checkpoints.make_manager(workdir, create=False),
@@ -58,17 +65,18 @@ def main(argv):
         program.fail("evaluate", e)
     state, _ = restored
     result = {"split": _SPLIT.value}
-    result.update(evaluation.evaluate(experiment, state.eval_params(), source))
+    result.update(evaluation.evaluate(experiment, state.eval_params(use_ema), source))
     result.update(
         step=int(state.step),
-        params="ema" if experiment.use_ema else "raw",
+        params="ema" if use_ema else "raw",
         model=config.model.name,
         dataset=config.dataset.name,
         conditioned_on=experiment.conditioned_on,
         likelihood=experiment.likelihood,
     )
     if jax.process_index() == 0:
-        path = evaluation.output_path(workdir, _SPLIT.value, _STEP.value)
+        params = None if use_ema == experiment.use_ema else result["params"]
+        path = evaluation.output_path(workdir, _SPLIT.value, _STEP.value, params)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         os.replace(tmp, path)

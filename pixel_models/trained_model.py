@@ -5,7 +5,7 @@
     samples = trained.sample(16, jax.random.key(0))  # uint8 [16, H, W, C]
 
 `load` reads the workdir's saved config and the parameters that `evaluate`
-and `sample` use (the EMA when the run keeps one), nothing else: no
+and `sample` use (the EMA when the run keeps one, or `params="raw"`), nothing else: no
 optimizer state, no trainer. It runs on whatever devices this process has
 (CPU, GPU or TPU), whatever the run was trained on. Every method takes numpy
 or JAX arrays and refuses, with one ValueError, images of the wrong shape,
@@ -26,6 +26,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from pixel_models import data, host_memory, likelihood
+from pixel_models.images import check as check_levels
 from pixel_models.interface import PixelModel
 from pixel_models.models.registry import build_model
 from pixel_models.sampling import canvases
@@ -121,11 +122,6 @@ class TrainedModel:
         if labels is not None and cond is not None:
             raise ValueError("give labels or cond, not both")
         given = self._checked_cond(labels if cond is None else cond, num)
-        if self.model.ENCODES and given is None:
-            raise ValueError(
-                "the auto-encoder samples decodings of a code: pass cond=[num, code_dim] "
-                "(e.g. trained.model.encode(trained.variables, images))"
-            )
         canvas = dataclasses.replace(canvases.unconditional(num, self.image_shape), cond=given)
         return self._draw(canvas, rng, temperature, sampler)
 
@@ -139,8 +135,11 @@ class TrainedModel:
         sampler: str = "fast",
     ) -> np.ndarray:
         """`images[B, H, W, C]` with their top `rows` rows kept and the rest
-        drawn given them, uint8 `[B, H, W, C]`. `labels[B]` for a
-        class-conditional run; the auto-encoder decodes each image's own code."""
+        drawn, uint8 `[B, H, W, C]`. `labels[B]` for a class-conditional run;
+        the auto-encoder decodes each image's own code. Each drawn subpixel is
+        conditioned on the kept and drawn ones before it in the model's order:
+        p(rest | kept) for raster-order models, but not for the multi-scale
+        PixelRNN, which draws its subsampled pixels first (`sampling.sample`)."""
         x = self.checked_images(images)
         if isinstance(rows, bool) or not isinstance(rows, int) or not 0 <= rows <= x.shape[1]:
             raise ValueError(f"rows={rows!r} must be a whole number in [0, {x.shape[1]}]")
@@ -152,23 +151,12 @@ class TrainedModel:
 
     def checked_images(self, images) -> np.ndarray:
         """`images` as int32 `[B, H, W, C]`, or a ValueError saying what is wrong."""
-        x = np.asarray(images)
-        if x.ndim != 4 or x.shape[1:] != self.image_shape:
+        if np.ndim(images) != 4 or np.shape(images)[1:] != self.image_shape:
             raise ValueError(
                 f"images must be [B, {', '.join(map(str, self.image_shape))}] "
-                f"({self.config.dataset.name}), got shape {list(x.shape)}"
+                f"({self.config.dataset.name}), got shape {list(np.shape(images))}"
             )
-        if not (np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
-            raise ValueError(
-                f"images must be integers in [0, {self.num_levels}) (levels, not scaled "
-                f"floats), got {x.dtype}"
-            )
-        if x.size and (x.min() < 0 or x.max() >= self.num_levels):
-            raise ValueError(
-                f"images must be integers in [0, {self.num_levels}), got values in "
-                f"[{x.min()}, {x.max()}]"
-            )
-        return x.astype(np.int32)
+        return np.asarray(check_levels(images, self.num_levels))
 
     def _checked_cond(self, cond, batch: int) -> np.ndarray | None:
         """`cond` for `batch` images: labels `[batch]` in `[0, num_classes)` for
@@ -206,9 +194,12 @@ class TrainedModel:
         return samples.astype(np.uint8)
 
 
-def load(workdir: str | pathlib.Path, step: int | None = None) -> TrainedModel:
+def load(
+    workdir: str | pathlib.Path, step: int | None = None, params: str | None = None
+) -> TrainedModel:
     """The run in `workdir` (made by `experiments.train`) at its newest
-    checkpoint, or at `step`; its evaluated parameters only.
+    checkpoint, or at `step`; its evaluated parameters only: the EMA when it
+    keeps one, else the raw ones, or `params` "raw" or "ema".
 
     Raises FileNotFoundError when `workdir` holds no run, ValueError when it
     has no such checkpoint.
@@ -225,8 +216,8 @@ def load(workdir: str | pathlib.Path, step: int | None = None) -> TrainedModel:
     abstract = sharding.replicated_shapes(mesh, shapes)
     manager = checkpoints.make_manager(workdir, create=False)
     try:
-        use_ema = config.get("ema_decay", 0.0) > 0.0
-        params, restored_step = checkpoints.restore_eval_params(manager, abstract, use_ema, step)
+        use_ema = train_state.uses_ema(config, params)
+        restored, restored_step = checkpoints.restore_eval_params(manager, abstract, use_ema, step)
     finally:
         manager.close()
-    return TrainedModel(config, model, params, restored_step, mesh)
+    return TrainedModel(config, model, restored, restored_step, mesh)

@@ -43,12 +43,15 @@ def evaluate(experiment: Experiment, params, source: ImageSource) -> dict[str, f
     }
 
 
-def output_path(workdir: str | pathlib.Path, split: str, step: int | None = None) -> pathlib.Path:
+def output_path(
+    workdir: str | pathlib.Path, split: str, step: int | None = None, params: str | None = None
+) -> pathlib.Path:
     """Where `experiments.evaluate` writes its result: DIR/eval_<split>.json,
-    or DIR/eval_<split>_step<step>.json for an explicit checkpoint; the split
-    made file-name safe ("test[:10]" -> "test_10")."""
+    with `_step<step>` for an explicit checkpoint and `_<params>` for
+    parameters other than the run's own ("raw" of a run with an EMA); the
+    split made file-name safe ("test[:10]" -> "test_10")."""
     name = re.sub(r"[^A-Za-z0-9%]+", "_", split).strip("_")
-    suffix = "" if step is None else f"_step{step}"
+    suffix = ("" if step is None else f"_step{step}") + ("" if params is None else f"_{params}")
     return pathlib.Path(workdir) / f"eval_{name}{suffix}.json"
 
 

@@ -116,7 +116,7 @@ class Experiment:
 
     @property
     def use_ema(self) -> bool:
-        return self.config.get("ema_decay", 0.0) > 0.0
+        return train_state.uses_ema(self.config)
 
     @property
     def conditioned_on(self) -> str | None:

@@ -1,6 +1,7 @@
 """Pure train and eval steps shared by the trainer, the evaluator and the
 benchmark. Wrap them with `jax.jit` (and shardings) at the call site."""
 
+import math
 import operator
 
 import flax.linen as nn
@@ -55,6 +56,19 @@ def strided_chunks(batch, chunk_size: int | None):
     return num_chunks, jax.tree.map(split, batch)
 
 
+def debiased_ema_rate(decay: float, step: jnp.ndarray) -> jnp.ndarray:
+    """The weight of step `step`'s (1-based) parameters in the EMA update
+    `ema += rate * (params - ema)`: `(1 - decay) / (1 - decay**step)`.
+
+    The average is then `optax.ema(decay, debias=True)`'s: the zero-started
+    `sum_s (1 - decay) decay**(step - s) params_s` divided by `1 - decay**step`,
+    the weight it has. It is the first step's parameters after one step
+    (rate 1), where a plain EMA would still be almost the initial ones, and
+    the rate falls to `1 - decay` as the steps pass.
+    """
+    return (1.0 - decay) / -jnp.expm1(jnp.asarray(step, jnp.float32) * math.log(decay))
+
+
 def train_step(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
@@ -67,8 +81,9 @@ def train_step(
     """One gradient step on `batch` (`image[B, H, W, C]`, and the model's
     `cond` as `batch[cond_key]`, e.g. `label[B]`); metrics: loss (nats), grad_norm.
 
-    `ema_decay` updates `state.ema_params` (when kept) as
-    `ema = decay * ema + (1 - decay) * params`, after the step. With
+    `ema_decay` updates `state.ema_params` (when kept), after the step, to
+    the debiased average of the parameters of every step so far
+    (`debiased_ema_rate`). With
     `chunk_size` (dividing B) the gradient is accumulated over `B // chunk_size`
     sequential chunks (`strided_chunks`, `step_chunk_size`): the same mean.
     """
@@ -92,7 +107,8 @@ def train_step(
     params = optax.apply_updates(state.params, updates)
     ema_params = state.ema_params
     if ema_params is not None:
-        ema_params = optax.incremental_update(params, ema_params, 1.0 - ema_decay)
+        rate = debiased_ema_rate(ema_decay, state.step + 1)
+        ema_params = optax.incremental_update(params, ema_params, rate)
     state = state.replace(
         step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params
     )

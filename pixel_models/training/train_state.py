@@ -21,9 +21,28 @@ class TrainState:
     ema_params: Any
     rng: jnp.ndarray
 
-    def eval_params(self):
-        """The parameters to evaluate: the EMA when it is kept, else the raw ones."""
-        return self.params if self.ema_params is None else self.ema_params
+    def eval_params(self, use_ema: bool | None = None):
+        """The parameters to evaluate: the EMA with `use_ema` (None: when it
+        is kept), else the raw ones (`uses_ema`)."""
+        use_ema = self.ema_params is not None if use_ema is None else use_ema
+        return self.ema_params if use_ema else self.params
+
+
+PARAMS = ("raw", "ema")  # the parameters a run can be evaluated and sampled with
+
+
+def uses_ema(config, params: str | None = None) -> bool:
+    """Whether the run of `config` is evaluated with its EMA: `params` "ema"
+    or "raw" (`PARAMS`), or None for the run's own (the EMA when it keeps
+    one, `ema_decay > 0`). A ValueError for "ema" of a run that keeps none."""
+    kept = config.get("ema_decay", 0.0) > 0.0
+    if params is None:
+        return kept
+    if params not in PARAMS:
+        raise ValueError(f"params={params!r}: use one of {', '.join(PARAMS)}")
+    if params == "ema" and not kept:
+        raise ValueError("params=ema, but this run keeps no EMA of its parameters (ema_decay=0)")
+    return params == "ema"
 
 
 def example_inputs(
