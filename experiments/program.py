@@ -6,8 +6,11 @@ JAX job through `jax.distributed.initialize`; every process then runs the
 same command and loads only its own rows of each batch.
 """
 
+import functools
+import itertools
 import os
 import pathlib
+import re
 import sys
 from collections.abc import Callable
 
@@ -15,7 +18,7 @@ import jax
 from absl import app, flags, logging
 
 from pixel_models import host_memory
-from pixel_models.training import steps
+from pixel_models.training import steps, workdirs
 
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for a multi-process run"
@@ -80,20 +83,50 @@ def help_text(argv: list[str]) -> str:
     return "\n\n".join(part.strip("\n") for part in parts if part.strip())
 
 
-def parse_flags(argv: list[str]) -> list[str]:
+def parse_flags(argv: list[str], saved_config: bool = False) -> list[str]:
     """absl's flag parsing, but `--help` prints `help_text` and exits 0, and a
     bad flag or config (whose error may carry a whole traceback) exits with
-    one line: the error's last line."""
+    one line: the error's last line. With `saved_config` (train), config
+    fields set without a recipe change the run saved in `--workdir`
+    (`with_saved_config`)."""
     program = pathlib.Path(argv[0]).stem
     if any(arg in _HELP_FLAGS for arg in argv[1:]):
         print(help_text(argv))
         sys.exit(0)
     try:
+        if saved_config:
+            argv = with_saved_config(argv)
         return flags.FLAGS(argv)
     except flags.Error as e:
         fail(program, e)
     except (AttributeError, KeyError) as e:  # ml_collections: --config.<unknown field>
         fail(program, ValueError(_unknown_field(e)))
+    except ValueError as e:
+        fail(program, e)
+
+
+def with_saved_config(argv: list[str]) -> list[str]:
+    """`argv` that sets config fields (`--config.FIELD=VALUE`) but names no
+    recipe (`--config=FILE:ARG`), with `--config=` the config saved in its
+    `--workdir` (`workdirs.get_config`): `train --workdir=DIR
+    --config.num_train_steps=600` goes on with DIR's run, changed only as
+    a resume may change it. Any other `argv` unchanged."""
+    args = argv[1:]
+    if any(arg == "--config" or arg.startswith("--config=") for arg in args):
+        return argv
+    field = next((arg for arg in args if arg.startswith("--config.")), None)
+    if field is None:
+        return argv
+    workdir = next(
+        (arg.partition("=")[2] for arg in args if arg.startswith("--workdir=")),
+        next((value for flag, value in itertools.pairwise(args) if flag == "--workdir"), None),
+    )
+    if workdir is None or workdirs.load_config(workdir) is None:
+        raise ValueError(
+            f"{field.partition('=')[0]} sets a field of a recipe: give --config=FILE:RECIPE, "
+            "or a --workdir that holds a run to change"
+        )
+    return [argv[0], f"--config={workdirs.__file__}:{workdir}", *args]
 
 
 def _unknown_field(error: Exception) -> str:
@@ -115,15 +148,22 @@ def fail(program: str, error: BaseException) -> None:
     reason is the error's last line (a config loading error ends with its cause)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     reason = lines[-1] if lines else type(error).__name__
+    # A traceback's last line names its exception ("ValueError: no recipe ..."):
+    # the reason is what follows.
+    reason = re.sub(r"^\w+(Error|Exception): ", "", reason)
     sys.exit(f"{program}: error: {reason}")
 
 
-def start(main: Callable[[list[str]], None]) -> None:
-    """`absl.app.run(main)` with `parse_flags`; Ctrl-C outside the training
-    loop (which saves first: `trainer.train`) exits 130 with one line."""
+def start(main: Callable[[list[str]], None], saved_config: bool = False) -> None:
+    """`absl.app.run(main)` with `parse_flags` (`saved_config`: see there);
+    Ctrl-C outside the training loop (which saves first: `trainer.train`)
+    exits 130 with one line, at once: queued device work is dropped, not
+    waited for."""
     try:
-        app.run(main, flags_parser=parse_flags)
+        app.run(main, flags_parser=functools.partial(parse_flags, saved_config=saved_config))
     except KeyboardInterrupt:
         program = pathlib.Path(sys.argv[0]).stem
         print(f"{program}: interrupted (Ctrl-C)", file=sys.stderr)
-        sys.exit(130)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)

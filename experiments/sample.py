@@ -3,10 +3,11 @@
 python -m experiments.sample --workdir=DIR --num_samples=N --output=FILE.png
     [--temperature=T] [--labels=3,3,7] [--sampler=fast|naive] [--seed=S]
     [--complete_split=test --complete_rows=14 --num_completions=4]
-    [--checkpoint_step=N] [--data_dir=D]
+    [--checkpoint_step=N] [--params=raw|ema] [--data_dir=D]
 
-Restores the parameters only (the EMA when the run keeps one) and writes
-FILE.png and FILE.npy (the drawn images, uint8 levels `[N, H, W, C]`):
+Restores the parameters only (the EMA when the run keeps one; --params
+chooses) and writes FILE.png and FILE.npy (the drawn images, uint8 levels
+`[N, H, W, C]`):
 
 * unconditional runs: N samples, in rows of about sqrt(N);
 * class-conditional runs: one row of N samples per label of --labels
@@ -15,7 +16,15 @@ FILE.png and FILE.npy (the drawn images, uint8 levels `[N, H, W, C]`):
   and --num_completions decodings of its code;
 * with --complete_split: per image of that split (N of them), the image, the
   image with rows --complete_rows and below occluded, and --num_completions
-  completions of the occluded rows (the rest never changes).
+  completions of the occluded rows (the rest never changes), conditioned on
+  each image's own label in a class-conditional run (--labels is refused).
+  Each drawn subpixel is conditioned on the kept and drawn subpixels before
+  it in the model's order: for raster-order models p(occluded | kept); the
+  multi-scale PixelRNN draws its subsampled pixels first, without seeing the
+  kept pixels that are not subsampled, so its completions are not that.
+
+--complete_rows needs --complete_split, and so does --num_completions except
+for the auto-encoder.
 
 The fast and naive samplers draw the same images for the same --seed.
 """
@@ -31,6 +40,7 @@ from pixel_models import data, sampling
 from pixel_models.sampling import canvases
 from pixel_models.sampling.grid import save_png
 from pixel_models.trained_model import TrainedModel, load
+from pixel_models.training import train_state
 from pixel_models.training.progress import progress_bar
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
@@ -44,15 +54,33 @@ _COMPLETE_SPLIT = flags.DEFINE_string("complete_split", None, "Complete images o
 _COMPLETE_ROWS = flags.DEFINE_integer("complete_rows", None, "Rows kept (default: half)")
 _NUM_COMPLETIONS = flags.DEFINE_integer("num_completions", 4, "Completions (decodings) per image")
 _STEP = flags.DEFINE_integer("checkpoint_step", None, "Checkpoint to sample (default: newest)")
+_PARAMS = flags.DEFINE_enum(
+    "params", None, train_state.PARAMS, "Parameters to sample (default: the EMA if kept, else raw)"
+)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data folder (default: the run's)")
 flags.mark_flags_as_required(["workdir", "output"])
+
+
+# What a completion of a model sampled in stages is (`sampling.sample`).
+NOT_THE_POSTERIOR = (
+    "this model draws its subsampled pixels first, so these completions are not draws "
+    "from p(occluded | kept): each drawn subpixel is conditioned on the kept and drawn "
+    "subpixels before it in the model's order (subsampled pixels first, then raster order)"
+)
 
 
 def _checked_flags() -> None:
     if _NUM.value < 1 or _NUM_COMPLETIONS.value < 1:
         raise ValueError("--num_samples and --num_completions must be at least 1")
-    if not _TEMPERATURE.value > 0:
-        raise ValueError(f"--temperature={_TEMPERATURE.value} must be > 0")
+    if not 0 < _TEMPERATURE.value < float("inf"):
+        raise ValueError(f"--temperature={_TEMPERATURE.value} must be > 0 and finite")
+    if _COMPLETE_SPLIT.value is None and _COMPLETE_ROWS.present:
+        raise ValueError("--complete_rows needs --complete_split (the images to complete)")
+    if _COMPLETE_SPLIT.value is not None and _LABELS.value:
+        raise ValueError(
+            "--labels with --complete_split: completions are conditioned on each image's own "
+            "label; drop --labels"
+        )
     if not _OUTPUT.value.endswith(".png"):
         raise ValueError(f"--output={_OUTPUT.value} must name a .png file")
     if not pathlib.Path(_OUTPUT.value).absolute().parent.is_dir():
@@ -85,6 +113,11 @@ def make_canvas(trained: TrainedModel) -> canvases.Canvas:
     shape = trained.image_shape
     labels = _labels(trained)
     split = _COMPLETE_SPLIT.value or (config.dataset.eval_split if model.ENCODES else None)
+    if split is None and _NUM_COMPLETIONS.present:
+        raise ValueError(
+            "--num_completions needs --complete_split (or an auto-encoder run, whose "
+            "decodings it counts)"
+        )
     if split is None:
         return canvases.for_model(model, variables, shape, _NUM.value, labels)
     source = data.load_split(config.dataset, split)
@@ -108,7 +141,7 @@ def main(argv):
     workdir = _WORKDIR.value
     try:
         _checked_flags()
-        trained = load(workdir, _STEP.value)
+        trained = load(workdir, _STEP.value, _PARAMS.value)
         config = trained.config
         if _DATA_DIR.value is not None:
             config.dataset.data_dir = _DATA_DIR.value
@@ -135,6 +168,8 @@ def main(argv):
             f"sample: {len(samples)} images from step {trained.step} ({_SAMPLER.value} sampler) "
             f"-> {output} and {output.with_suffix('.npy')}"
         )
+        if _COMPLETE_SPLIT.value is not None and not trained.model.RASTER_ORDER:
+            print(f"sample: note: {NOT_THE_POSTERIOR}")
 
 
 if __name__ == "__main__":

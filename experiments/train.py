@@ -1,8 +1,9 @@
-"""Train any registered model; resume automatically.
+r"""Train any registered model; resume automatically.
 
 python -m experiments.train --config=configs/binarized_mnist.py:pixelcnn --workdir=DIR \
     [--config.batch_size=64 ...]
 python -m experiments.train --workdir=DIR          # resume DIR with its saved config
+python -m experiments.train --workdir=DIR --config.num_train_steps=N   # ... and train it longer
 
 python -m experiments.train --config=configs/binarized_mnist.py:pixelcnn --print_config
 
@@ -62,4 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    program.start(main)
+    program.start(main, saved_config=True)

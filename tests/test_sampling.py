@@ -2,6 +2,10 @@
 subpixels, temperature -> 0 is deterministic, labels steer conditional
 samples, and `experiments.sample` writes the grid and the array it says."""
 
+import signal
+import time
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +17,7 @@ from pixel_models import data, sampling
 from pixel_models.models.gated_pixelcnn import GatedPixelCNN
 from pixel_models.models.pixelcnn import PixelCNN
 from pixel_models.sampling import canvases
+from pixel_models.sampling.grid import make_grid, to_uint8
 from pixel_models.training import trainer
 from tests import model_checks
 from tests.helpers import cli, run_ok
@@ -92,6 +97,24 @@ def test_grid_layout():
     assert image[2, 2, 0] == 255 and image[2 + 3, 6 + 2, 0] == 128  # the occluded rows: grey
 
 
+def test_a_grid_per_label_writes_each_label_beside_its_row():
+    samples = np.arange(6 * 28 * 28).reshape(6, 28, 28, 1) % 2
+    plain = make_grid(to_uint8(samples.reshape(3, 2, 28, 28, 1), 2))
+    assert plain.shape == (3 * 30 + 2, 2 * 30 + 2, 1)
+    labelled = canvases.per_label([3, 7, 3], 2, (28, 28, 1)).grid(samples, num_levels=2)
+    margin, cells = labelled[:, : -plain.shape[1]], labelled[:, -plain.shape[1] :]
+    np.testing.assert_array_equal(cells, plain)  # the cells as without labels
+    rows = [margin[2 + r * 30 : 2 + r * 30 + 28] for r in range(3)]
+    assert margin.shape[1] > 0 and (rows[0] != 128).any()  # a label is drawn
+    assert (rows[0] != rows[1]).any() and (rows[0] == rows[2]).all()  # 3, 7, 3
+    # Completions of a class-conditional run: each image's label beside its row.
+    completions = canvases.completions(np.ones((2, 8, 8, 3), np.int32), 4, 1, np.array([0, 9]))
+    image = completions.grid(np.zeros((2, 8, 8, 3), np.int32), num_levels=256)
+    width = image.shape[1] - (3 * 10 + 2)
+    assert image.shape[0] == 2 * 10 + 2 and width > 0
+    assert (image[2:10, :width] != image[12:20, :width]).any()
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, data_dir):
     workdir = tmp_path_factory.mktemp("sample_run")
@@ -147,6 +170,10 @@ def test_sample_cli_completes_test_images(tiny_run, tmp_path, data_dir):
         (["--labels=1,2"], "--labels given, but this run is not class-conditional"),
         (["--output=grid.jpg"], "must name a .png file"),
         (["--checkpoint_step=7"], "no checkpoint at step 7"),
+        (["--temperature=inf"], "--temperature=inf must be > 0 and finite"),
+        (["--complete_rows=14"], "--complete_rows needs --complete_split"),
+        (["--num_completions=2"], "--num_completions needs --complete_split"),
+        (["--complete_split=test", "--labels=3"], "completions are conditioned on each image's"),
     ],
 )
 def test_bad_sample_flags_fail_with_one_line(tiny_run, tmp_path, flags, message):
@@ -155,6 +182,26 @@ def test_bad_sample_flags_fail_with_one_line(tiny_run, tmp_path, flags, message)
     _, err = process.communicate(timeout=120)
     assert process.returncode != 0
     assert err.strip().splitlines()[-1].startswith("sample: error:") and message in err, err
+    assert not (tmp_path / "grid.png").exists()
+
+
+def test_ctrl_c_stops_sampling_at_once(tiny_run, tmp_path):
+    """Ctrl-C while the (slow, naive) sampler runs: one line, exit 130, within
+    seconds, not after the device work already queued."""
+    args = ["--num_samples=1024", "--sampler=naive", f"--output={tmp_path / 'grid.png'}"]
+    process = cli("experiments.sample", f"--workdir={tiny_run}", *args)
+    seen = ""
+    while "sample:" not in seen:  # the progress bar: sampling has begun
+        char = process.stderr.read(1)
+        assert char, f"sample ended before sampling: {seen}"
+        seen += char
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)
+    interrupted = time.perf_counter()
+    _, err = process.communicate(timeout=60)
+    assert time.perf_counter() - interrupted < 5
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1] == "sample: interrupted (Ctrl-C)"
     assert not (tmp_path / "grid.png").exists()
 
 
@@ -178,3 +225,44 @@ def test_sample_cli_decodes_the_autoencoders_codes(tmp_path, data_dir):
     assert np.load(output.with_suffix(".npy")).shape == (6, 32, 32, 3)
     # 2 rows: the image, then 3 decodings of its code.
     assert Image.open(output).size == (4 * 34 + 2, 2 * 34 + 2)
+
+
+def test_progress_reports_finished_rows_only(rgb_model):
+    """`on_row(n)` comes when n rows are computed, not when they are queued:
+    with a step made slow by work on the device, the reports are a row's
+    compute time apart (queued at once, they would come together)."""
+    _, variables = rgb_model
+    weights = jnp.full((300, 300), 1 / 300)
+
+    def slow_work(x, extra=0.0):  # device time that depends on x (and extra): not hoisted
+        return jnp.linalg.matrix_power(weights + (x.sum() + extra) * 0, 8).sum() * 0
+
+    class SlowPixelCNN(PixelCNN):
+        @nn.nowrap
+        def fast_stepper(self, variables, cond=None) -> sampling.Stepper:
+            naive = sampling.naive_stepper(self, variables, cond)
+
+            def step(state, x, i, j):
+                state, params = naive.step(state, x, i, j)
+                return state, params + slow_work(x)
+
+            return sampling.Stepper(init=naive.init, step=step)
+
+    model = SlowPixelCNN(4, **TINY)
+    per_row = sampling.units_per_row(model, (3, 4, 3))
+    work = jax.jit(lambda x: jax.lax.fori_loop(0, per_row, lambda _, s: s + slow_work(x, s), 0.0))
+    x = jnp.zeros((2, 3, 4, 3), jnp.int32)
+    work(x).block_until_ready()
+    start = time.perf_counter()
+    work(x).block_until_ready()
+    row_time = time.perf_counter() - start
+    reported = []
+    sampling.sample(
+        model,
+        variables,
+        jax.random.key(0),
+        x,
+        on_row=lambda rows: reported.append(time.perf_counter()),
+    )
+    assert len(reported) == 3
+    assert min(np.diff(reported)) > row_time / 2, (np.diff(reported), row_time)

@@ -7,6 +7,7 @@ import os
 import pathlib
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from PIL import Image
 
@@ -238,7 +240,8 @@ def test_a_conditional_model_trains_and_evaluates_on_real_labels(tmp_path, data_
     # From Python: one label per image, the same images for the same seed.
     labels = np.repeat([3, 7], 2)
     np.testing.assert_array_equal(trained.sample(4, jax.random.key(0), labels=labels), samples)
-    assert Image.open(output).size == (2 * 30 + 2, 2 * 30 + 2)
+    width, height = Image.open(output).size
+    assert height == 2 * 30 + 2 and width > 2 * 30 + 2  # a margin holds each row's label
     process = cli("experiments.sample", f"--workdir={workdir}", *args[:1], "--labels=10", args[2])
     assert "--labels must be in [0, 10)" in process.communicate(timeout=120)[1]
 
@@ -321,8 +324,6 @@ def damage(checkpoint: pathlib.Path) -> None:
 
 
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous(trained, tmp_path, caplog):
-    import shutil
-
     workdir, config, _ = trained
     copy = tmp_path / "copy"
     shutil.copytree(workdir, copy)
@@ -406,6 +407,19 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, m
     assert all(np.isfinite(p).all() for p in jax.tree.leaves(state.params))
 
 
+def test_a_finished_run_is_extended_by_setting_its_steps(trained, tmp_path):
+    """`train --workdir=DIR --config.num_train_steps=N`, no --config: DIR's
+    saved run goes on, changed only as a resume may change it."""
+    workdir = tmp_path / "run"
+    shutil.copytree(trained[0], workdir)
+    out, _ = run_ok("experiments.train", f"--workdir={workdir}", "--config.num_train_steps=22")
+    assert out.startswith("step 22:")
+    assert workdirs.load_config(workdir).num_train_steps == 22
+    process = cli("experiments.train", f"--workdir={workdir}", "--config.seed=3")
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1 and "holds a different run (seed: 0 -> 3)" in err, err
+
+
 def test_changed_architecture_is_refused_but_more_steps_are_allowed(trained):
     workdir, config, _ = trained
     wider = config.copy_and_resolve_references()
@@ -417,20 +431,22 @@ def test_changed_architecture_is_refused_but_more_steps_are_allowed(trained):
     trainer.prepare(longer, workdir)
 
 
-def test_ema_is_kept_and_evaluated(tmp_path, data_dir):
+def test_ema_is_the_debiased_average_and_is_evaluated(tmp_path, data_dir):
+    """The kept EMA is `optax.ema(decay, debias=True)` of the steps' parameters."""
     config = tiny_config(data_dir, ema_decay=0.9, num_train_steps=4, model=dict(dtype="bfloat16"))
     experiment = Experiment.build(config)
     state = experiment.init_state()
     images = data.load_split(config.dataset, "train[:8]").batch(np.arange(8))["image"]
+    reference = optax.ema(0.9, debias=True)
+    reference_state = reference.init(state.params)
     for _ in range(4):
-        previous = jax.device_get(state)
         state, metrics = experiment.train_step(state, {"image": images})
+        expected, reference_state = reference.update(state.params, reference_state)
     assert np.isfinite(metrics["loss"])
-    for p, e, old_e in zip(
-        *map(jax.tree.leaves, (state.params, state.ema_params, previous.ema_params)), strict=True
-    ):
-        np.testing.assert_allclose(e, 0.9 * old_e + 0.1 * p, rtol=1e-5, atol=1e-7)
+    for e, x in zip(*map(jax.tree.leaves, (state.ema_params, expected)), strict=True):
+        np.testing.assert_allclose(e, x, rtol=1e-5, atol=1e-7)
     assert state.eval_params() is state.ema_params
+    assert state.eval_params(use_ema=False) is state.params
 
 
 def test_training_writes_sample_grids(tmp_path, data_dir):
@@ -460,6 +476,15 @@ def test_pixelcnn_pp_keeps_its_ema_and_dropout_stream_across_a_resume(tmp_path, 
     a, b = restore(tmp_path / "whole", config), restore(tmp_path / "split", config)
     assert_bitwise_equal(a, b)
     assert not np.array_equal(*(jax.tree.leaves(t)[0] for t in (a.params, a.ema_params)))
+    # `load`, `evaluate` and `sample` take the EMA, or the raw parameters with params=raw.
+    for params, expected in ((None, a.ema_params), ("ema", a.ema_params), ("raw", a.params)):
+        loaded = pixel_models.load(tmp_path / "whole", params=params).params
+        assert_bitwise_equal(loaded, expected)
+    split = ["--split=validation[:16]", "--params=raw"]
+    out, _ = run_ok("experiments.evaluate", f"--workdir={tmp_path / 'whole'}", *split)
+    raw = json.loads((tmp_path / "whole" / "eval_validation_16_raw.json").read_text())
+    assert raw["params"] == "raw" and json.loads(out) == raw
+    assert not (tmp_path / "whole" / "eval_validation_16.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -470,6 +495,7 @@ def test_pixelcnn_pp_keeps_its_ema_and_dropout_stream_across_a_resume(tmp_path, 
         ([f"--config={TINY}", "--config.dataset.data_dir=/nonexistent"], "missing: /nonexistent"),
         ([f"--config={TINY}", "--config.batch_size=0"], "batch_size=0 must be a positive"),
         ([], "no --config given and no saved config"),
+        (["--config.num_train_steps=3"], "sets a field of a recipe: give --config=FILE:RECIPE"),
         (
             [f"--config={TINY}", "--config.num_train_step=3"],
             """no config field 'num_train_step'; did you mean "num_train_steps" instead""",
@@ -486,6 +512,7 @@ def test_bad_input_exits_with_one_line_and_writes_nothing(tmp_path, flags, messa
     assert process.returncode == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("train: error:") and message in lines[0], err
+    assert "Error:" not in lines[0]  # the reason, not the exception's name
     assert not workdir.exists()
 
 
@@ -555,3 +582,12 @@ def test_plot_writes_a_png(trained, tmp_path):
     output = tmp_path / "c.png"
     run_ok("experiments.plot", f"--workdir={workdir}", f"--output={output}", timeout=120)
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_of_a_run_without_metrics_says_so(tmp_path):
+    process = cli("experiments.plot", f"--workdir={tmp_path}")
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1 and err.strip() == (
+        f"plot: error: {tmp_path} has no metrics.jsonl: not a training run, or one that has "
+        "logged no step yet"
+    )

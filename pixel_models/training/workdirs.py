@@ -7,6 +7,7 @@ difference (architecture, data, optimizer, batch, seed) would make a
 different run, and is refused.
 """
 
+import functools
 import json
 import os
 import pathlib
@@ -15,24 +16,23 @@ import tempfile
 import ml_collections
 
 CONFIG_FILE = "config.json"
-# Fields (dotted paths) a resumed run may change.
-MUTABLE_FIELDS = frozenset(
-    {
-        "num_train_steps",
-        "log_every_steps",
-        "eval_every_steps",
-        "checkpoint_every_steps",
-        "keep_checkpoints",
-        "eval_batch_size",
-        # How a CPU step splits its batch (`steps.cpu_chunk_pixels`): the
-        # order of a sum, not another run.
-        "cpu_chunk_pixels",
-        "dataset.data_dir",
-        "dataset.cache_dir",
-        "dataset.manual_dir",
-        "dataset.eval_split",
-    }
-)
+# Fields (dotted paths) a resumed run may change, with their types (a saved
+# None keeps its type, so that `--config.FIELD=VALUE` can set it).
+MUTABLE_FIELDS = {
+    "num_train_steps": int,
+    "log_every_steps": int,
+    "eval_every_steps": int,
+    "checkpoint_every_steps": int,
+    "keep_checkpoints": int,
+    "eval_batch_size": int,
+    # How a CPU step splits its batch (`steps.cpu_chunk_pixels`): the order
+    # of a sum, not another run.
+    "cpu_chunk_pixels": int,
+    "dataset.data_dir": str,
+    "dataset.cache_dir": str,
+    "dataset.manual_dir": str,
+    "dataset.eval_split": str,
+}
 
 
 def save_config(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None:
@@ -43,11 +43,28 @@ def save_config(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) 
 
 
 def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict | None:
-    """The config saved in `workdir`, or None when there is none."""
+    """The config saved in `workdir`, or None when there is none. Its unset
+    (None) `MUTABLE_FIELDS` keep their types."""
     path = pathlib.Path(workdir) / CONFIG_FILE
     if not path.exists():
         return None
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
+    config = ml_collections.ConfigDict(json.loads(path.read_text()))
+    for field, field_type in MUTABLE_FIELDS.items():
+        *parents, leaf = field.split(".")
+        node = functools.reduce(lambda node, key: node.get(key, {}), parents, config)
+        if isinstance(node, ml_collections.ConfigDict) and leaf in node and node[leaf] is None:
+            node[leaf] = ml_collections.FieldReference(None, field_type=field_type)
+    return config
+
+
+def get_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config saved in `workdir`, read as a config file: `--config` of
+    `experiments.train --workdir=DIR --config.FIELD=VALUE` without a recipe
+    is `--config=<this file>:DIR` (`experiments.program.parse_flags`)."""
+    config = load_config(workdir)
+    if config is None:
+        raise ValueError(f"{workdir} holds no run ({CONFIG_FILE})")
+    return config
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -67,7 +84,7 @@ def check_compatible(
     beyond `MUTABLE_FIELDS`."""
     new = _flatten(json.loads(config.to_json()))
     old = _flatten(json.loads(saved.to_json()))
-    keys = (new.keys() | old.keys()) - MUTABLE_FIELDS
+    keys = (new.keys() | old.keys()) - MUTABLE_FIELDS.keys()
     changed = sorted(key for key in keys if new.get(key) != old.get(key))
     if changed:
         diffs = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
