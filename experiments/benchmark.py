@@ -1,4 +1,4 @@
-"""Train- and eval-step throughput of a model on random images.
+r"""Train- and eval-step throughput of a model on random images.
 
 python -m experiments.benchmark --config=configs/binarized_mnist.py:pixelcnn \
     [--config.model.hidden_dim=32 ...] [--seconds=10] \

@@ -40,6 +40,11 @@ def main(argv):
     del argv
     workdir = pathlib.Path(_WORKDIR.value)
     try:
+        if not (workdir / metric_writer.METRICS_FILE).exists():
+            raise FileNotFoundError(
+                f"{workdir} has no {metric_writer.METRICS_FILE}: not a training run, or one "
+                "that has logged no step yet"
+            )
         rows = metric_writer.read_metrics(workdir)
     except OSError as e:
         program.fail("plot", e)

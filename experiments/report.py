@@ -24,7 +24,9 @@ The split defaults to the one the sweep evaluated (sweep.json).
 import csv
 import dataclasses
 import json
+import math
 import pathlib
+import re
 import statistics
 
 import matplotlib
@@ -32,6 +34,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from absl import flags  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from experiments import program  # noqa: E402
 from experiments.sweeps.sweep_file import Member, Sweep  # noqa: E402
@@ -261,9 +264,20 @@ def write_csv(outcomes: list[Outcome], path: pathlib.Path) -> None:
             )
 
 
+def _wrap(name: str, width: int = 24) -> str:
+    """`name` on lines of about `width` characters, broken before the dots
+    that start its fields ("pixelcnn-tiny.seed=1" -> "pixelcnn-tiny\n.seed=1")."""
+    lines = [""]
+    for part in re.split(r"(?=\.[A-Za-z_])", name):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
+
+
 def _plot_nll(ax, groups: list[list[Outcome]], ylabel: str) -> None:
     """Each finished member's NLL by recipe (a point marked with its seed),
-    and the recipe's mean (a bar)."""
+    and the recipe's mean (a bar); recipe names wrapped under their column."""
     for x, group in enumerate(groups):
         values = [o.nll[0] for o in group]
         spread = [0.4 * (i + 0.5) / len(group) - 0.2 for i in range(len(group))]
@@ -271,12 +285,14 @@ def _plot_nll(ax, groups: list[list[Outcome]], ylabel: str) -> None:
         for d, value, o in zip(spread, values, group, strict=True):
             ax.annotate(f"seed {o.member.config['seed']}", (x + d, value), fontsize="x-small")
         ax.hlines(statistics.mean(values), x - 0.3, x + 0.3, color=f"C{x}")
-    ax.set_xticks(range(len(groups)), [g[0].member.group for g in groups], rotation=15, ha="right")
+    ax.set_xticks(range(len(groups)), [_wrap(g[0].member.group) for g in groups])
+    ax.set_xlim(-0.6, len(groups) - 0.4)  # room for the seeds' marks
     ax.set(ylabel=ylabel, title="NLL by recipe (bar: mean)")
 
 
 def _plot_curves(ax, outcomes: list[Outcome]) -> None:
-    """The periodic evaluation's bits/dim against step, per member."""
+    """The periodic evaluation's bits/dim against step, per member (a line
+    labelled with the member, for the figure's legend)."""
     for o in outcomes:
         if (o.member.workdir / metric_writer.METRICS_FILE).exists():
             rows = metric_writer.read_metrics(o.member.workdir)
@@ -285,24 +301,56 @@ def _plot_curves(ax, outcomes: list[Outcome]) -> None:
             if points:
                 ax.plot(*zip(*points, strict=True), marker=".", label=o.label)
     ax.set(xlabel="step", ylabel="bits/dim on config.dataset.eval_split", title="Evaluation")
-    if ax.lines:
-        ax.legend(fontsize="small")
 
 
-def plot(outcomes: list[Outcome], splits: list[str], path: pathlib.Path) -> None:
-    """One panel of NLL by recipe per unit (nats/image, bits/dim), then the
-    evaluation curves."""
+def _legend_below(fig: Figure, ax) -> None:
+    """The legend of `ax`'s lines under all panels, in as many columns as fit
+    across the figure; the figure is widened when one column does not fit,
+    and made taller by the legend's rows."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    legend = fig.legend(handles, labels, loc="outside lower center", fontsize="small")
+    column = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    line = legend.get_window_extent(fig.canvas.get_renderer()).height / fig.dpi / len(labels)
+    legend.remove()
+    fig.set_figwidth(max(fig.get_figwidth(), column + 0.2))
+    columns = max(1, min(len(labels), int(fig.get_figwidth() // column)))
+    fig.set_figheight(fig.get_figheight() + line * math.ceil(len(labels) / columns))
+    fig.legend(handles, labels, loc="outside lower center", fontsize="small", ncols=columns)
+
+
+def figure(outcomes: list[Outcome], splits: list[str]) -> Figure:
+    """One panel of NLL by recipe per unit (nats/image, bits/dim), each as
+    wide as its recipes need, then the evaluation curves, with their legend
+    under the panels (member names are long)."""
     groups = _groups(outcomes, "seed")
     units = sorted({group[0].nll[1] for group in groups})
-    fig, axes = plt.subplots(1, len(units) + 1, figsize=(6 * (len(units) + 1), 4.8), dpi=120)
+    by_unit = [[g for g in groups if g[0].nll[1] == unit] for unit in units]
+    widths = [max(4.5, 2.0 * len(unit_groups)) for unit_groups in by_unit] + [6.0]
+    fig, axes = plt.subplots(
+        1,
+        len(widths),
+        figsize=(sum(widths), 4.8),
+        dpi=120,
+        width_ratios=widths,
+        layout="constrained",
+        squeeze=False,
+    )
     fig.suptitle(f"Split {' / '.join(sorted(set(splits)))}")
-    axes = list(getattr(axes, "flat", [axes]))
-    for ax, unit in zip(axes, units, strict=False):
-        _plot_nll(ax, [g for g in groups if g[0].nll[1] == unit], f"NLL ({unit})")
+    axes = list(axes.flat)
+    for ax, unit, unit_groups in zip(axes, units, by_unit, strict=False):
+        _plot_nll(ax, unit_groups, f"NLL ({unit})")
     _plot_curves(axes[-1], outcomes)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    _legend_below(fig, axes[-1])
+    return fig
+
+
+def plot(outcomes: list[Outcome], splits: list[str], path: pathlib.Path) -> None:
+    """`figure` written to `path` as PNG."""
+    fig = figure(outcomes, splits)
     fig.savefig(path)
     plt.close(fig)
 

@@ -151,14 +151,15 @@ def execute_here(sweep: Sweep, members: list[Member]) -> None:
     """Execute the unfinished ones of `members` here; exit 1 if any failed,
     128 + the signal's number if a signal stopped them."""
     total, todo = len(members), []
+    tag = None if _MEMBER.value is None else f"member {_MEMBER.value} of {len(sweep.members)}"
     for i, member in enumerate(members):
         if member.finished(sweep.split):
-            print(f"[{i + 1 - len(todo)}/{total}] {member.name}: finished before, skipped")
+            local.say(tag, i + 1 - len(todo), total, member, "finished before, skipped")
         else:
             todo.append(member)
     parallel, logs = _PARALLEL.value or 1, _MEMBER.value is None
     try:
-        failed = local.execute(todo, total, parallel, sweep.cwd, logs)
+        failed = local.execute(todo, total, parallel, sweep.cwd, logs, tag)
     except local.Stopped as stop:
         print(
             f"sweep: stopped by {stop}, and so were the running members "

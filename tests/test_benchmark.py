@@ -7,6 +7,7 @@ import pytest
 
 from configs import binarized_mnist
 from experiments import benchmark
+from tests.helpers import run_ok
 
 FAKE_PEER = shlex.join(
     [
@@ -81,3 +82,9 @@ def test_benchmark_cli_bad_flag_fails():
         text=True,
     )
     assert out.returncode != 0
+
+
+def test_benchmark_help_keeps_its_line_continuations():
+    out, _ = run_ok("experiments.benchmark", "--help", timeout=120)
+    assert "configs/binarized_mnist.py:pixelcnn \\\n    [--config.model.hidden_dim=32" in out
+    assert "[--seconds=10] \\\n    [--rounds=10" in out

@@ -1,6 +1,7 @@
 """experiments.report over two sweep roots written here: the member table
 (with unfinished members), seed statistics, the same-config check that
-flags a doctored result, and the files it writes."""
+flags a doctored result, the files it writes, and a figure whose long
+names neither leave it nor cover another panel."""
 
 import csv
 import json
@@ -8,7 +9,8 @@ import math
 import pathlib
 
 from configs import binarized_mnist, mnist
-from pixel_models.training import evaluation, provenance
+from experiments import report
+from pixel_models.training import evaluation, metric_writer, provenance
 from tests.helpers import cli, run_ok
 
 SPLIT = "test[:16]"
@@ -124,3 +126,34 @@ def test_a_folder_without_a_sweep_is_refused(tmp_path):
     assert (
         err.strip() == f"report: error: {tmp_path} has no sweep.json: not the --workdir of a sweep"
     )
+
+
+def test_report_figure_keeps_long_names_inside_and_apart(tmp_path):
+    """Two roots of long member names, each with evaluation curves: every
+    panel's labels lie inside the figure, no panel's labels reach another
+    panel, and the legend covers no panel."""
+    group = "pixelcnn-tiny.optimizer.learning_rate=0.003.model.hidden_dim=32.optimizer.name=adam"
+    roots = [tmp_path / "a_sweep_root_with_a_long_name", tmp_path / "another_sweep_root"]
+    for offset, root in enumerate(roots):
+        members = [
+            (f"{group}.seed={s}", group, member_config(binarized_mnist, s), 100.0 + s, finished(5))
+            for s in range(2)
+        ]
+        members.append(("mnist", "mnist", member_config(mnist, 0), 800.0 + offset, finished(6)))
+        write_root(root, members)
+        for name, *_ in members:
+            rows = [{"step": s, "eval_bits_per_dim": 0.3 - 0.01 * s} for s in range(0, 8, 2)]
+            lines = "".join(json.dumps(row) + "\n" for row in rows)
+            (root / name / metric_writer.METRICS_FILE).write_text(lines)
+    fig = report.figure(*report.load(roots, None))
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    inside = fig.bbox.padded(1)  # a pixel of rounding
+    panels = [ax.get_tightbbox(renderer) for ax in fig.axes]  # with ticks, labels, title
+    (legend,) = fig.legends
+    boxes = [*panels, legend.get_window_extent(renderer)]
+    assert len(panels) == 3 and len(legend.get_texts()) == 6
+    for i, box in enumerate(boxes):
+        assert inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1), (i, box)
+        for other in boxes[i + 1 :]:
+            assert not box.overlaps(other), (box, other)

@@ -1,19 +1,26 @@
 """experiments.sweep: 2 tiny models x 2 seeds run two at a time, a stopped
 member resumes, finished members are skipped, failures are reported without
-stopping the others, and the SLURM array job runs the member it is given,
-with the same bits as the local run. A member is finished when evaluated
-at its last step, and ROOT/sweep.json reads back as written."""
+stopping the others, and the SLURM array job (in a folder with a space, on
+a node without $PIXEL_MODELS_DATA_DIR) runs the member it is given, with
+the same bits as the local run. Members pin themselves to their cores,
+with no Python run between fork and exec. A member is finished when
+evaluated at its last step, and ROOT/sweep.json reads back as written."""
 
 import json
 import os
 import pathlib
+import shlex
 import stat
 import subprocess
 import sys
+import warnings
 
+import jax
 import pytest
 
+from experiments.sweeps import local, pin
 from experiments.sweeps.sweep_file import Member, Sweep
+from pixel_models.data import DATA_DIR_ENV
 from pixel_models.training import evaluation, provenance
 from tests.helpers import ROOT, cli, run_ok
 
@@ -68,7 +75,8 @@ def test_a_member_is_finished_when_evaluated_at_its_last_step(tmp_path):
         workdir=tmp_path / "pixelcnn-tiny.seed=1",
         commands=(("python", "-m", "experiments.train", "--config=a b.py:pixelcnn,tiny"),),
     )
-    sweep = Sweep(tmp_path, "c.py:seeds", SPLIT, ROOT, ["python", "x"], [member])
+    environment = {DATA_DIR_ENV: "/data"}
+    sweep = Sweep(tmp_path, "c.py:seeds", SPLIT, ROOT, ["python", "x"], [member], environment)
     sweep.write()
     assert Sweep.read(tmp_path) == sweep  # what the sweep writes, the report reads
     assert not member.finished(SPLIT)
@@ -192,11 +200,31 @@ def fake(folder: pathlib.Path, name: str, script: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
+def test_members_pin_themselves_without_python_between_fork_and_exec(tmp_path):
+    """Two members at a time, each on its share of the cores, started from a
+    process where JAX runs (it warns when Python code runs after a fork)."""
+    jax.devices()  # JAX's backends up, and its fork warning armed
+    affinity = [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"]
+    members = [
+        Member(f"m{i}", "m", "", {}, {}, tmp_path / f"m{i}", (tuple(affinity),)) for i in range(2)
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert local.execute(members, 2, 2, ROOT, logs=True) == []
+    assert [str(w.message) for w in caught] == []
+    shares = [sorted(share) for share in local.cpu_shares(2)]
+    for member, share in zip(members, reversed(shares), strict=True):  # taken from the end
+        log = (member.workdir / local.LOG_FILE).read_text().splitlines()
+        assert log == [f"$ {shlex.join(affinity)}", str(share)]
+        assert len(share) == len(cpu_share())
+
+
 def test_slurm_array_job_runs_its_member_with_the_same_bits(swept, tmp_path):
     config, root, _ = swept
-    bin_folder, other = tmp_path / "bin", tmp_path / "other"
+    bin_folder, other = tmp_path / "bin", tmp_path / "other root"
     bin_folder.mkdir()
-    fake(bin_folder, "sbatch", f'echo "$@" > {tmp_path / "sbatch_args"}\necho "4242;cluster"\n')
+    arguments = tmp_path / "sbatch_args"  # one a line
+    fake(bin_folder, "sbatch", f'printf "%s\\n" "$@" > {arguments}\necho "4242;cluster"\n')
     fake(bin_folder, "srun", 'export SLURM_ARRAY_TASK_ID\nexec "$@"\n')
     env = dict(os.environ, PATH=f"{bin_folder}:{os.environ['PATH']}")
     out, _ = run_ok(
@@ -214,31 +242,39 @@ def test_slurm_array_job_runs_its_member_with_the_same_bits(swept, tmp_path):
     )
     script = other / "sweep.sbatch"
     assert "SLURM job 4242" in out
-    assert (tmp_path / "sbatch_args").read_text().split() == ["--parsable", str(script)]
+    assert arguments.read_text().splitlines() == ["--parsable", str(script)]
     assert subprocess.run(["bash", "-n", script]).returncode == 0
-    directives = [line for line in script.read_text().splitlines() if line.startswith("#SBATCH")]
+    lines = script.read_text().splitlines()
+    directives = [line for line in lines if line.startswith("#SBATCH")]
     assert directives == [
-        "#SBATCH --job-name=sweep-other",
+        '#SBATCH --job-name="sweep-other root"',  # sbatch reads quotes as a shell does
         "#SBATCH --array=0-3%2",
         "#SBATCH --nodes=2",
         "#SBATCH --ntasks-per-node=4",
         "#SBATCH --gpus-per-task=1",
-        f"#SBATCH --output={other}/slurm/%A_%a.out",
+        f'#SBATCH --output="{other}/slurm/%A_%a.out"',
         "#SBATCH --time=0:10:00",
     ]
+    assert f"# system): the repository {ROOT}, its Python {sys.executable}," in lines
+    data_dir = os.path.abspath(os.environ[DATA_DIR_ENV])
+    assert f"export {DATA_DIR_ENV}={shlex.quote(data_dir)}" in lines
+    assert json.loads((other / "sweep.json").read_text())["environment"] == {DATA_DIR_ENV: data_dir}
     assert (other / "slurm").is_dir() and not (other / MEMBERS[0]).exists()
-    # Array task 0, on as many cores as the local sweep gave each member.
+    # Array task 0 on a node without the data folder's variable, on as many
+    # cores as the local sweep gave each member.
+    node_env = {k: v for k, v in env.items() if k != DATA_DIR_ENV}
     task = subprocess.run(
-        ["bash", script],
-        env=dict(env, SLURM_ARRAY_TASK_ID="0"),
+        pin.pinned(cpu_share(), ["bash", str(script)]),
+        env=dict(node_env, SLURM_ARRAY_TASK_ID="0"),
         capture_output=True,
         text=True,
-        preexec_fn=lambda: os.sched_setaffinity(0, cpu_share()),
         timeout=300,
     )
     assert task.returncode == 0, task.stderr
     assert sorted(p.name for p in other.iterdir() if p.is_dir()) == [MEMBERS[0], "slurm"]
-    assert task.stdout.splitlines()[-1].startswith("sweep: 1 of 1 members finished")
+    first, *_, last = task.stdout.splitlines()
+    assert first == f"[member 0 of 4] {MEMBERS[0]}: started"
+    assert last.startswith("sweep: 1 of 1 members finished")
     out, _ = run_ok("experiments.report", f"--workdir={root}", f"--workdir={other}")
     same = [line for line in out.splitlines() if line.startswith("- same")]
     assert len(same) == 1 and same[0].startswith("- same bits: "), out
@@ -279,16 +315,19 @@ def test_a_file_without_sweeps_is_one_recipe_and_dry_run_writes_nothing(tmp_path
 
 
 @pytest.mark.parametrize(
-    "arg,message",
+    "spec,message",  # {tests}: the tests' sweep config file
     [
-        ("nope", "no sweep or recipe 'nope': no binarized_mnist recipe for model 'nope'"),
-        ("typo", "member 0 (pixelcnn,tiny): no config field 'optimizer.lr'"),
+        ("{tests}:nope", "no sweep or recipe 'nope': no binarized_mnist recipe for model 'nope'"),
+        ("{tests}:nope", "pixelcnn_pp, row_lstm; sweeps: see its get_sweep"),
+        ("configs/binarized_mnist.py:nope", "pixelcnn_pp, row_lstm; sweeps: cpu20, seeds"),
+        ("configs/mnist.py:nope", "recipes: gated_pixelcnn, pixelcnn; the file defines no sweeps"),
+        ("{tests}:typo", "member 0 (pixelcnn,tiny): no config field 'optimizer.lr'"),
     ],
 )
-def test_unknown_names_fail_with_one_line(sweep_config, tmp_path, arg, message):
-    process = cli(
-        "experiments.sweep", f"--config={sweep_config}:{arg}", f"--workdir={tmp_path / 'r'}"
-    )
+def test_unknown_names_fail_with_one_line(sweep_config, tmp_path, spec, message):
+    """An unknown name: the recipes and the sweeps there are, in one line."""
+    config = spec.format(tests=sweep_config)
+    process = cli("experiments.sweep", f"--config={config}", f"--workdir={tmp_path / 'r'}")
     _, err = process.communicate(timeout=120)
     assert process.returncode == 1 and len(err.strip().splitlines()) == 1
     assert err.startswith("sweep: error: ") and message in err

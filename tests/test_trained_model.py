@@ -2,13 +2,16 @@
 Python, the numbers the command lines give, and refuses what it cannot score."""
 
 import json
+import re
 
 import jax
 import numpy as np
 import pytest
 
 import pixel_models
-from tests.helpers import TINY, run_ok
+from configs import binarized_mnist
+from pixel_models.training import workdirs
+from tests.helpers import TINY, cli, run_ok
 
 SPLIT = "test[:40]"
 
@@ -73,7 +76,10 @@ def test_complete_keeps_the_given_rows(trained, test_images):
 @pytest.mark.parametrize(
     "images,message",
     [
-        (np.full((2, 28, 28, 1), 255, np.uint8), r"integers in \[0, 2\), got values in \[255"),
+        (
+            np.full((2, 28, 28, 1), 255, np.uint8),
+            r"integer levels in \[0, 2\), got values in \[255",
+        ),
         (np.full((2, 28, 28, 1), 0.5, np.float32), "not scaled floats"),
         (np.full((2, 28, 28, 1), -1), r"got values in \[-1"),
         (np.zeros((28, 28, 1), np.uint8), r"images must be \[B, 28, 28, 1\]"),
@@ -95,3 +101,34 @@ def test_conditioning_an_unconditional_run_is_refused(trained, test_images):
 def test_a_folder_without_a_run_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a training run"):
         pixel_models.load(tmp_path)
+
+
+def test_a_run_without_checkpoints_says_to_train_it(tmp_path):
+    """A run whose training saved its config but no checkpoint yet: load and
+    the sample CLI say where they looked and how to make one."""
+    workdirs.save_config(binarized_mnist.get_config("pixelcnn,tiny"), tmp_path)
+    message = (
+        f"no checkpoint in {tmp_path}/checkpoints: train it first "
+        f"(python -m experiments.train --workdir={tmp_path})"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        pixel_models.load(tmp_path)
+    process = cli("experiments.sample", f"--workdir={tmp_path}", f"--output={tmp_path / 'g.png'}")
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1 and err.strip().splitlines()[-1] == f"sample: error: {message}"
+
+
+def test_evaluate_with_an_empty_batch_names_its_own_flag(cli_run):
+    process = cli("experiments.evaluate", f"--workdir={cli_run}", "--batch_size=0")
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert err.strip().splitlines()[-1] == (
+        "evaluate: error: eval_batch_size=0 must be a positive multiple of the number of "
+        "devices (1), e.g. --batch_size=1 for evaluate, --config.eval_batch_size=1 for train"
+    )
+
+
+def test_the_ema_of_a_run_without_one_is_refused(cli_run):
+    with pytest.raises(ValueError, match="keeps no EMA"):
+        pixel_models.load(cli_run, params="ema")
+    assert pixel_models.load(cli_run, params="raw").step == 4

@@ -3,8 +3,11 @@
 Each member's commands (train, then evaluate) run one after another in a
 child process pinned to its own share of this process's CPU cores (Linux),
 so that N members do not oversubscribe the machine; XLA sizes its thread
-pools to the cores it is given. SIGINT or SIGTERM stops the children with
-SIGTERM (train saves a checkpoint first) and raises `Stopped`.
+pools to the cores it is given. The child pins itself (`pin`): this
+process only forks and execs. The children get the sweep's environment
+(`sweep_file.environment`: the data folder, absolute). SIGINT or SIGTERM
+stops the children with SIGTERM (train saves a checkpoint first) and raises
+`Stopped`.
 """
 
 import dataclasses
@@ -16,7 +19,8 @@ import subprocess
 import time
 from typing import TextIO
 
-from experiments.sweeps.sweep_file import Member
+from experiments.sweeps import pin
+from experiments.sweeps.sweep_file import Member, environment
 
 LOG_FILE = "log.txt"  # in ROOT/<name>/
 
@@ -50,8 +54,8 @@ def _raise_stopped(signum, frame):
 
 @dataclasses.dataclass
 class _MemberProcess:
-    """A member being executed: its commands still to start, and the child
-    process of the current one."""
+    """A member being executed: its commands still to start, and the current
+    one (`command`) and its child process."""
 
     member: Member
     cores: frozenset[int] | None
@@ -59,6 +63,7 @@ class _MemberProcess:
     log: TextIO | None  # None: this process's stdout and stderr
     todo: list[tuple[str, ...]]
     began: float = dataclasses.field(default_factory=time.perf_counter)
+    command: tuple[str, ...] = ()
     process: subprocess.Popen | None = None
 
     @classmethod
@@ -73,20 +78,19 @@ class _MemberProcess:
         return child
 
     def start_next(self) -> None:
-        """Start the next command."""
-        command = self.todo.pop(0)
+        """Start the next command, on its cores."""
+        self.command = self.todo.pop(0)
         if self.log is not None:
-            self.log.write(f"$ {shlex.join(command)}\n")
+            self.log.write(f"$ {shlex.join(self.command)}\n")
             self.log.flush()
-        cores = self.cores
         self.process = subprocess.Popen(
-            command,
+            pin.pinned(self.cores, self.command) if self.cores else self.command,
             cwd=self.cwd,
+            env={**os.environ, **environment()},
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT if self.log else None,
             start_new_session=True,  # Ctrl-C reaches the sweep only, which stops it in order
-            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
         )
 
     def end(self) -> str:
@@ -101,7 +105,7 @@ class _MemberProcess:
             (self.member.workdir / LOG_FILE).read_text().strip().splitlines() if self.log else []
         )
         last = f": {lines[-1].strip()}" if lines else ""  # what a failed CLI says is wrong
-        return f"FAILED ({self.process.args[2]} exited {code}){last}"
+        return f"FAILED ({self.command[2]} exited {code}){last}"
 
 
 def _stop(executing: list[_MemberProcess], signum: int) -> None:
@@ -116,14 +120,26 @@ def _stop(executing: list[_MemberProcess], signum: int) -> None:
     raise Stopped(signum, [child.member.name for child in executing])
 
 
+def say(tag: str | None, finished: int, total: int, member: Member, what: str) -> None:
+    """Print `[finished/total] NAME: what` (`[tag] NAME: what` with a tag) at once."""
+    print(f"[{tag or f'{finished}/{total}'}] {member.name}: {what}", flush=True)
+
+
 def execute(
-    members: list[Member], total: int, parallel: int, cwd: pathlib.Path, logs: bool
+    members: list[Member],
+    total: int,
+    parallel: int,
+    cwd: pathlib.Path,
+    logs: bool,
+    tag: str | None = None,
 ) -> list[Member]:
     """Execute `members` (of `total`) from `cwd`, `parallel` at a time, each
     child pinned to its share of the cores and writing to ROOT/<name>/log.txt
     (with `logs`; else to this process's output), and print a line as each
-    starts and ends. Returns the members that failed. On SIGINT or SIGTERM,
-    stops the executing ones with SIGTERM, waits for them and raises `Stopped`."""
+    starts and ends, led by `[finished/total]` or by `[tag]` (one member run
+    alone: "member I of N"). Returns the members that failed. On SIGINT or
+    SIGTERM, stops the executing ones with SIGTERM, waits for them and raises
+    `Stopped`."""
     shares = cpu_shares(parallel) if logs else [None] * parallel
     waiting, executing, failed = list(members), [], []
     finished = total - len(members)
@@ -134,7 +150,7 @@ def execute(
                 child = _MemberProcess.start(waiting.pop(0), shares.pop(), cwd, logs)
                 executing.append(child)
                 where = f", log {child.member.workdir / LOG_FILE}" if logs else ""
-                print(f"[{finished}/{total}] {child.member.name}: started{where}", flush=True)
+                say(tag, finished, total, child.member, f"started{where}")
             time.sleep(0.1)
             for child in [c for c in executing if c.process.poll() is not None]:
                 if child.process.returncode == 0 and child.todo:
@@ -145,7 +161,7 @@ def execute(
                 finished += 1
                 if child.process.returncode != 0:
                     failed.append(child.member)
-                print(f"[{finished}/{total}] {child.member.name}: {child.end()}", flush=True)
+                say(tag, finished, total, child.member, child.end())
     except Stopped as stop:
         _stop(executing, stop.signum)
     finally:

@@ -1,7 +1,10 @@
 """A config file's sweep resolved into its members and their commands: its
 `get_sweep(ARG)` (the format `python -m experiments.sweep --help` describes),
 or the recipe ARG alone. Every member is resolved before anything executes,
-so an unknown sweep, recipe or field stops the sweep with one line."""
+so an unknown sweep, recipe or field stops the sweep with one line; for an
+ARG that names neither, the line lists the recipes (`get_config`'s error)
+and the sweeps, when the file keeps them in a dict `SWEEPS` (name ->
+members, as configs/binarized_mnist.py does)."""
 
 import importlib.util
 import json
@@ -12,7 +15,7 @@ from types import ModuleType
 
 import ml_collections
 
-from experiments.sweeps.sweep_file import Member, Sweep
+from experiments.sweeps.sweep_file import Member, Sweep, environment
 from pixel_models.training import provenance
 
 PROJECT = pathlib.Path(__file__).resolve().parents[2]  # where `python -m experiments.X` runs
@@ -70,6 +73,16 @@ def _load(path: pathlib.Path, spec: str, arg: str) -> tuple[ModuleType, list[dic
     return module, entries
 
 
+def _sweeps(module: ModuleType) -> str:
+    """The sweeps of a config file, as said when ARG names none of them."""
+    if not hasattr(module, "get_sweep"):
+        return "the file defines no sweeps (no get_sweep)"
+    names = getattr(module, "SWEEPS", None)
+    if isinstance(names, dict):
+        return f"sweeps: {', '.join(sorted(names))}"
+    return "sweeps: see its get_sweep"
+
+
 def resolve(spec: str, root: pathlib.Path, split: str) -> Sweep:
     """The sweep of `--config=spec` ("FILE:ARG") in `root`, evaluated on
     `split`: every member resolved, with its commands. Raises ValueError
@@ -88,10 +101,11 @@ def resolve(spec: str, root: pathlib.Path, split: str) -> Sweep:
         try:
             config = _config(module, recipe, overrides)
         except Exception as e:
-            where = (
-                f"no sweep or recipe {arg!r}" if entries is None else f"member {index} ({recipe})"
-            )
-            raise ValueError(f"{spec}: {where}: {e}") from e
+            if entries is None:
+                raise ValueError(
+                    f"{spec}: no sweep or recipe {arg!r}: {e}; {_sweeps(module)}"
+                ) from e
+            raise ValueError(f"{spec}: member {index} ({recipe}): {e}") from e
         base = name = member_name(recipe, overrides)
         copy = 1
         while name in names:
@@ -110,4 +124,4 @@ def resolve(spec: str, root: pathlib.Path, split: str) -> Sweep:
             )
         )
     command = provenance.command()
-    return Sweep(root, spec, split, PROJECT, command, members)
+    return Sweep(root, spec, split, PROJECT, command, members, environment())

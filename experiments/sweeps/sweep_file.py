@@ -4,11 +4,15 @@ evaluate them, written by `experiments.sweep` and read by it and by
 
     {"config": "FILE:ARG", "split": SPLIT, "cwd": where the commands run,
      "command": the sweep's own command line,
+     "environment": {"PIXEL_MODELS_DATA_DIR": absolute folder, ...},
      "members": [{"name", "group", "recipe", "overrides", "config", "commands"}]}
 
 A member's `config` is its resolved config (JSON) and `commands` its train and
 evaluate command lines (shell words). Its files are in ROOT/<name>/. Readers
 need only `split` and each member's `name`, `group` and `config`.
+`environment` holds the variables of ENVIRONMENT that were set where the
+sweep was made (`environment()`): the members run with them, also on SLURM
+nodes, whose own environment may lack them.
 """
 
 import dataclasses
@@ -17,9 +21,17 @@ import os
 import pathlib
 import shlex
 
+from pixel_models.data import CACHE_DIR_ENV, DATA_DIR_ENV
 from pixel_models.training import evaluation
 
 SWEEP_FILE = "sweep.json"
+ENVIRONMENT = (DATA_DIR_ENV, CACHE_DIR_ENV)  # variables naming where a member's data is
+
+
+def environment() -> dict[str, str]:
+    """The variables of ENVIRONMENT set in this process, their folders made
+    absolute (members run from the repository, not from here)."""
+    return {name: os.path.abspath(os.environ[name]) for name in ENVIRONMENT if os.environ.get(name)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +90,7 @@ class Sweep:
     cwd: pathlib.Path  # where the member commands run
     command: list[str]  # the command line that made the sweep
     members: list[Member]
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)  # see `environment()`
 
     @property
     def path(self) -> pathlib.Path:
@@ -90,6 +103,7 @@ class Sweep:
             "split": self.split,
             "cwd": str(self.cwd),
             "command": self.command,
+            "environment": self.environment,
             "members": [member.to_json() for member in self.members],
         }
         self.root.mkdir(parents=True, exist_ok=True)
@@ -112,4 +126,5 @@ class Sweep:
             cwd=pathlib.Path(sweep.get("cwd", ".")),
             command=sweep.get("command", []),
             members=[Member.from_json(entry, root) for entry in sweep["members"]],
+            environment=sweep.get("environment", {}),
         )

@@ -25,23 +25,26 @@ class Canvas:
     """`start[N, H, W, C]` int32 and `known[N, H, W, C]` bool (kept subpixels);
     `cond` (labels `[N]`, codes `[N, m]`) or None; the grid has `rows` rows,
     each `shown[r]` (fixed cells, `[P, H, W, C]` levels, e.g. the original
-    and the occluded image) followed by N / rows samples."""
+    and the occluded image) followed by N / rows samples, with
+    `row_labels[r]` (the class of its samples), if given, written beside it."""
 
     start: np.ndarray
     known: np.ndarray
     cond: np.ndarray | None
     rows: int
     shown: np.ndarray | None = None
+    row_labels: tuple[str, ...] | None = None
 
     def grid(self, samples: np.ndarray, num_levels: int) -> np.ndarray:
-        """The samples `[N, H, W, C]` (levels) as one uint8 image `[H', W', C]`;
+        """The samples `[N, H, W, C]` (levels) as one uint8 image `[H', W', C]`
+        (`make_grid`, with a margin of row labels when the canvas has them);
         cells past the last sample are grey."""
         samples = np.asarray(samples, np.float64)
         blank = np.full((-len(samples) % self.rows, *samples.shape[1:]), np.nan)
         samples = np.concatenate([samples, blank]).reshape(self.rows, -1, *samples.shape[1:])
         if self.shown is not None:
             samples = np.concatenate([self.shown, samples], axis=1)
-        return make_grid(to_uint8(samples, num_levels))
+        return make_grid(to_uint8(samples, num_levels), row_labels=self.row_labels)
 
 
 def unconditional(num_samples: int, image_shape: tuple[int, int, int]) -> Canvas:
@@ -51,12 +54,18 @@ def unconditional(num_samples: int, image_shape: tuple[int, int, int]) -> Canvas
     return Canvas(start, np.zeros(start.shape, bool), None, rows)
 
 
+def _row_labels(labels: np.ndarray) -> tuple[str, ...]:
+    """Class labels `[R]`, one per grid row, as the texts written beside the rows."""
+    return tuple(str(int(label)) for label in labels)
+
+
 def per_label(labels: list[int], per_row: int, image_shape: tuple[int, int, int]) -> Canvas:
-    """One row of `per_row` samples for each of `labels`."""
+    """One row of `per_row` samples for each of `labels`, the label beside it."""
     total = len(labels) * per_row
     start = np.zeros((total, *image_shape), np.int32)
-    cond = np.repeat(np.asarray(labels, np.int32), per_row)
-    return Canvas(start, np.zeros(start.shape, bool), cond, len(labels))
+    labels = np.asarray(labels, np.int32)
+    cond = np.repeat(labels, per_row)
+    return Canvas(start, np.zeros(start.shape, bool), cond, len(labels), None, _row_labels(labels))
 
 
 def completions(
@@ -64,7 +73,8 @@ def completions(
 ) -> Canvas:
     """Per image of `images[n, H, W, C]` a row: the image, the image with rows
     `known_rows:` occluded (shown mid-grey), and `num_completions` samples of
-    the occluded rows given the rest. `cond` (`[n, ...]`) is repeated with them."""
+    the occluded rows given the rest. `cond` (`[n, ...]`) is repeated with them;
+    class labels (`cond[n]` integers) are written beside their rows."""
     height = images.shape[1]
     if not 0 <= known_rows <= height:
         raise ValueError(f"complete_rows={known_rows} must be in [0, {height}]")
@@ -74,9 +84,13 @@ def completions(
     occluded = np.asarray(images, np.float64).copy()
     occluded[:, known_rows:] = np.nan  # shown grey
     shown = np.stack([images, occluded], axis=1)
+    row_labels = None
     if cond is not None:
-        cond = np.repeat(np.asarray(cond), num_completions, axis=0)
-    return Canvas(start, known, cond, len(images), shown)
+        cond = np.asarray(cond)
+        if cond.ndim == 1 and np.issubdtype(cond.dtype, np.integer):
+            row_labels = _row_labels(cond)
+        cond = np.repeat(cond, num_completions, axis=0)
+    return Canvas(start, known, cond, len(images), shown, row_labels)
 
 
 def decodings(images: np.ndarray, codes: np.ndarray, num_decodings: int) -> Canvas:

@@ -1,10 +1,12 @@
 """Image grids of samples, as uint8 arrays and PNG files."""
 
 import io
+import math
 import pathlib
+from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 _PAD_VALUE = 128  # grey between cells: neither a black nor a white pixel
 
@@ -16,9 +18,13 @@ def to_uint8(x: np.ndarray, num_levels: int) -> np.ndarray:
     return np.where(np.isnan(x), _PAD_VALUE, np.round(x)).astype(np.uint8)
 
 
-def make_grid(cells: np.ndarray, pad: int = 2) -> np.ndarray:
-    """`cells[R, K, H, W, C]` uint8 -> one image `[R (H + pad) + pad, K (W + pad) + pad, C]`,
-    cell `(r, k)` at row r, column k, with `pad` grey pixels around each."""
+def make_grid(
+    cells: np.ndarray, pad: int = 2, row_labels: Sequence[str] | None = None
+) -> np.ndarray:
+    """`cells[R, K, H, W, C]` uint8 -> one image `[R (H + pad) + pad, M + K (W + pad) + pad, C]`,
+    cell `(r, k)` at row r, column k, with `pad` grey pixels around each.
+    With `row_labels` (R texts, e.g. the class of each row) a grey margin of
+    M pixels on the left holds `row_labels[r]` beside row r; else M = 0."""
     rows, cols, height, width, channels = cells.shape
     out = np.full(
         (rows * (height + pad) + pad, cols * (width + pad) + pad, channels), _PAD_VALUE, np.uint8
@@ -26,7 +32,24 @@ def make_grid(cells: np.ndarray, pad: int = 2) -> np.ndarray:
     for r, k in np.ndindex(rows, cols):
         top, left = pad + r * (height + pad), pad + k * (width + pad)
         out[top : top + height, left : left + width] = cells[r, k]
-    return out
+    if row_labels is None:
+        return out
+    margin = _label_margin(row_labels, height, pad)
+    return np.concatenate([np.repeat(margin[..., None], channels, axis=-1), out], axis=1)
+
+
+def _label_margin(labels: Sequence[str], height: int, pad: int) -> np.ndarray:
+    """A grey `[len(labels) (height + pad) + pad, M]` uint8 column holding
+    `labels[r]` in white, right-aligned and centred on row r of a grid whose
+    cells are `height` pixels tall; M fits the widest label."""
+    font = ImageFont.load_default(size=max(8, round(0.6 * height)))
+    width = math.ceil(max(font.getlength(label) for label in labels)) + 2 * pad
+    margin = Image.new("L", (width, len(labels) * (height + pad) + pad), _PAD_VALUE)
+    draw = ImageDraw.Draw(margin)
+    for r, label in enumerate(labels):
+        middle = pad + r * (height + pad) + height / 2
+        draw.text((width - pad, middle), label, fill=255, font=font, anchor="rm")
+    return np.asarray(margin)
 
 
 def png_bytes(image: np.ndarray) -> bytes:

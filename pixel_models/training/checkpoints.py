@@ -69,7 +69,7 @@ def restore_latest(
     steps = sorted(manager.all_steps(), reverse=True)
     if step is not None:
         if step not in steps:
-            raise ValueError(f"no checkpoint at step {step}; saved steps: {sorted(steps)}")
+            raise _missing(manager, step)
         try:
             return _restore(manager, abstract_state, step)
         except Exception as e:  # noqa: BLE001 - one line, whatever orbax raised
@@ -101,7 +101,7 @@ def restore_eval_params(
     steps = manager.all_steps()
     step = max(steps, default=None) if step is None else step
     if step not in steps:
-        raise ValueError(f"no checkpoint at step {step}; saved steps: {sorted(steps)}")
+        raise _missing(manager, step)
     name = "ema_params" if use_ema else "params"
     sharding = jax.tree.leaves(abstract_params)[0].sharding
     wanted = {"step": jax.ShapeDtypeStruct((), jnp.int32, sharding=sharding), name: abstract_params}
@@ -111,6 +111,17 @@ def restore_eval_params(
     )
     restored = manager.restore(step, args=args).state
     return restored[name], int(restored["step"])
+
+
+def _missing(manager: ocp.CheckpointManager, step: int | None) -> ValueError:
+    """The error for a checkpoint at `step` that `manager` does not have: the
+    steps it has, or, when it has none, how to make one."""
+    folder = pathlib.Path(manager.directory)
+    steps = sorted(manager.all_steps())
+    if not steps:
+        train = f"python -m experiments.train --workdir={folder.parent}"
+        return ValueError(f"no checkpoint in {folder}: train it first ({train})")
+    return ValueError(f"no checkpoint at step {step} in {folder}; saved steps: {steps}")
 
 
 def _restore(

@@ -43,15 +43,22 @@ def replicated_shapes(mesh: Mesh, shapes):
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
 
 
+# The flags that set each batch size (`{0}`: a size), for check_batch_size's message.
+_SET_BY = {
+    "batch_size": "--config.batch_size={0}",
+    "eval_batch_size": "--batch_size={0} for evaluate, --config.eval_batch_size={0} for train",
+}
+
+
 def check_batch_size(mesh: Mesh, global_batch_size: int, name: str = "batch_size") -> None:
-    """Raise if the devices do not split a global batch evenly, saying which
-    sizes work."""
+    """Raise if the devices do not split the global batch `name` (a key of
+    _SET_BY) evenly, saying which size works and the flags that set it."""
     num_devices = mesh.devices.size
     if global_batch_size <= 0 or global_batch_size % num_devices:
         fix = max(global_batch_size // num_devices, 1) * num_devices
         raise ValueError(
             f"{name}={global_batch_size} must be a positive multiple of the number of "
-            f"devices ({num_devices}), e.g. --config.{name}={fix}"
+            f"devices ({num_devices}), e.g. {_SET_BY[name].format(fix)}"
         )
 
 
