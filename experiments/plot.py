@@ -54,4 +54,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    program.start(main)
+    program.start(main, joins_job=False)

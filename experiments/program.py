@@ -41,19 +41,23 @@ def one_arena_for(config_flag) -> bool:
         return False
 
 
-def setup(argv: list[str], join_job: bool = True, one_arena: bool = False) -> None:
+# Whether the running program joins a multi-process JAX job (`start`).
+_JOINS_JOB = True
+
+
+def setup(argv: list[str], one_arena: bool = False) -> None:
     """Refuse stray arguments, keep host memory for reuse (`host_memory.keep_host_memory`,
     in one arena with `one_arena`), quiet library logs (orbax logs every file
-    it writes at INFO; pass --verbosity=0 to see them), and, with `join_job`,
-    join a multi-process job when this is one process of several: explicit
-    flags, or what JAX detects by itself (TPU pods, SLURM). Programs that only
-    start or read runs (sweep, report) pass `join_job=False`."""
+    it writes at INFO; pass --verbosity=0 to see them), and join a
+    multi-process job when this is one process of several: explicit flags,
+    or what JAX detects by itself (TPU pods, SLURM); not in programs that
+    only start or read runs (`start(..., joins_job=False)`)."""
     if len(argv) > 1:
         fail(pathlib.Path(argv[0]).stem, ValueError(f"unexpected arguments {argv[1:]}"))
     host_memory.keep_host_memory(one_arena)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    if not join_job:
+    if not _JOINS_JOB:
         return
     if _COORDINATOR.value is not None:
         jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
@@ -70,13 +74,15 @@ CONFIG_HELP = (
 
 
 def help_text(argv: list[str]) -> str:
-    """The program's docstring, its own flags, the multi-host flags, and where
-    the config fields are listed (`--helpfull`: every library's flags too)."""
+    """The program's docstring, its own flags, the multi-host flags (of a
+    program that joins a job), and where the config fields are listed
+    (`--helpfull`: every library's flags too)."""
     if "--helpfull" in argv:
         return str(flags.FLAGS)
     main_module = sys.modules["__main__"]
     parts = [(main_module.__doc__ or "").strip(), flags.FLAGS.main_module_help()]
-    parts.append(flags.FLAGS.module_help(__name__))
+    if _JOINS_JOB:
+        parts.append(flags.FLAGS.module_help(__name__))
     if "config" in flags.FLAGS:
         parts.append(CONFIG_HELP)
     parts.append("--helpfull lists the flags of every library too.")
@@ -88,7 +94,9 @@ def parse_flags(argv: list[str], saved_config: bool = False) -> list[str]:
     bad flag or config (whose error may carry a whole traceback) exits with
     one line: the error's last line. With `saved_config` (train), config
     fields set without a recipe change the run saved in `--workdir`
-    (`with_saved_config`)."""
+    (`with_saved_config`). A program whose `--config` is not a config file
+    (sweep) gets its `--config.FIELD=VALUE` arguments in `main`'s argv, and
+    a program that joins no job refuses the multi-host flags."""
     program = pathlib.Path(argv[0]).stem
     if any(arg in _HELP_FLAGS for arg in argv[1:]):
         print(help_text(argv))
@@ -96,7 +104,15 @@ def parse_flags(argv: list[str], saved_config: bool = False) -> list[str]:
     try:
         if saved_config:
             argv = with_saved_config(argv)
-        return flags.FLAGS(argv)
+        if "config" in flags.FLAGS and flags.FLAGS["config"].flag_type() == "string":
+            fields = [arg for arg in argv[1:] if arg.startswith("--config.")]
+            rest = [*flags.FLAGS([arg for arg in argv if arg not in fields]), *fields]
+        else:
+            rest = flags.FLAGS(argv)
+        for flag in (_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID):
+            if not _JOINS_JOB and flags.FLAGS[flag.name].present:
+                raise ValueError(f"--{flag.name}: {program} joins no JAX job")
+        return rest
     except flags.Error as e:
         fail(program, e)
     except (AttributeError, KeyError) as e:  # ml_collections: --config.<unknown field>
@@ -154,11 +170,16 @@ def fail(program: str, error: BaseException) -> None:
     sys.exit(f"{program}: error: {reason}")
 
 
-def start(main: Callable[[list[str]], None], saved_config: bool = False) -> None:
+def start(
+    main: Callable[[list[str]], None], saved_config: bool = False, joins_job: bool = True
+) -> None:
     """`absl.app.run(main)` with `parse_flags` (`saved_config`: see there);
-    Ctrl-C outside the training loop (which saves first: `trainer.train`)
-    exits 130 with one line, at once: queued device work is dropped, not
-    waited for."""
+    `joins_job=False` for a program that only starts or reads runs (sweep,
+    report, plot): it never joins a multi-process job. Ctrl-C outside the
+    training loop (which saves first: `trainer.train`) exits 130 with one
+    line, at once: queued device work is dropped, not waited for."""
+    global _JOINS_JOB
+    _JOINS_JOB = joins_job
     try:
         app.run(main, flags_parser=functools.partial(parse_flags, saved_config=saved_config))
     except KeyboardInterrupt:

@@ -356,7 +356,7 @@ def plot(outcomes: list[Outcome], splits: list[str], path: pathlib.Path) -> None
 
 
 def main(argv):
-    program.setup(argv, join_job=False)
+    program.setup(argv)
     roots = [pathlib.Path(w) for w in _WORKDIRS.value]
     try:
         outcomes, splits = load(roots, _SPLIT.value)
@@ -371,4 +371,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    program.start(main)
+    program.start(main, joins_job=False)

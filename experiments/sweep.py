@@ -1,6 +1,7 @@
-"""Run a sweep: every member a train run and its evaluation, resumable.
+r"""Run a sweep: every member a train run and its evaluation, resumable.
 
-python -m experiments.sweep --config=configs/X.py:ARG --workdir=ROOT [--parallel=N] [--split=test]
+python -m experiments.sweep --config=configs/X.py:ARG --workdir=ROOT [--parallel=N] [--split=test] \
+    [--config.FIELD=VALUE ...]
 python -m experiments.sweep --config=configs/X.py:ARG --workdir=ROOT --dry_run
 python -m experiments.sweep --config=configs/X.py:ARG --workdir=ROOT --launcher=slurm [--submit]
 python -m experiments.sweep --config=configs/X.py:ARG --workdir=ROOT --member=I
@@ -19,8 +20,10 @@ int, float or str values (`{"seed": 1, "optimizer.learning_rate": 3e-3}`),
 and optionally "config", the recipe arg of the member's `get_config` (default
 ARG itself), so that one sweep spans models. When the file has no
 `get_sweep`, or `get_sweep(ARG)` returns None, the sweep is the recipe ARG
-alone: one member, `get_config(ARG)`. Every member is resolved before
-anything runs: an unknown sweep, recipe or field stops with one line.
+alone: one member, `get_config(ARG)`. `--config.FIELD=VALUE` sets FIELD of
+every member, after the member's own fields (a string, read as the field's
+type). Every member is resolved before anything runs: an unknown sweep,
+recipe or field stops with one line.
 
 A member is named after its recipe and overrides, in the order written:
 "pixelcnn,tiny" with {"seed": 1} is `pixelcnn-tiny.seed=1` (characters other
@@ -178,12 +181,13 @@ def execute_here(sweep: Sweep, members: list[Member]) -> None:
 def main(argv):
     # The sweep never joins a JAX job; its train and evaluate children do
     # (under srun, each task's).
-    program.setup(argv, join_job=False)
+    settings = [arg for arg in argv[1:] if arg.startswith("--config.")]
+    program.setup([arg for arg in argv if arg not in settings])
     root = pathlib.Path(_WORKDIR.value).absolute()
     try:
         if _SUBMIT.value and _LAUNCHER.value != "slurm":
             raise ValueError("--submit submits a SLURM array job: add --launcher=slurm")
-        sweep = resolve(_CONFIG.value, root, _SPLIT.value)
+        sweep = resolve(_CONFIG.value, root, _SPLIT.value, settings)
         member = None if _MEMBER.value is None else _check_member(sweep, _MEMBER.value)
     except (ValueError, OSError) as e:
         program.fail("sweep", e)
@@ -200,4 +204,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    program.start(main)
+    program.start(main, joins_job=False)

@@ -19,6 +19,7 @@ import jax
 import pytest
 
 from experiments.sweeps import local, pin
+from experiments.sweeps.resolve import resolve
 from experiments.sweeps.sweep_file import Member, Sweep
 from pixel_models.data import DATA_DIR_ENV
 from pixel_models.training import evaluation, provenance
@@ -299,19 +300,34 @@ def test_a_failed_member_does_not_stop_the_others(sweep_config, tmp_path):
 
 
 def test_a_file_without_sweeps_is_one_recipe_and_dry_run_writes_nothing(tmp_path):
+    """A recipe is a one-member sweep; `--config.FIELD=VALUE` sets its fields."""
     out, _ = run_ok(
         "experiments.sweep",
         "--config=configs/binarized_mnist.py:pixelcnn,tiny",
         f"--workdir={tmp_path / 'root'}",
         "--dry_run",
+        "--config.num_train_steps=40",
+        "--config.cpu_chunk_pixels=0",  # a field that the recipe leaves None
     )
     lines = out.splitlines()
-    assert lines[0] == "[0] pixelcnn-tiny: new" and len(lines) == 3
-    assert lines[1].endswith(f"--workdir={tmp_path / 'root' / 'pixelcnn-tiny'}")
-    assert lines[2].endswith(
-        f"experiments.evaluate --workdir={tmp_path / 'root' / 'pixelcnn-tiny'} --split=test"
+    name = "pixelcnn-tiny.num_train_steps=40.cpu_chunk_pixels=0"
+    assert lines[0] == f"[0] {name}: new" and len(lines) == 3
+    workdir = tmp_path / "root" / name
+    assert lines[1].endswith(
+        f"--workdir={workdir} --config.num_train_steps=40 --config.cpu_chunk_pixels=0"
     )
+    assert lines[2].endswith(f"experiments.evaluate --workdir={workdir} --split=test")
     assert not (tmp_path / "root").exists()
+
+
+def test_command_line_fields_are_typed_and_set_in_every_member(sweep_config, tmp_path):
+    settings = ["--config.num_train_steps=7", "--config.optimizer.learning_rate=1e-2"]
+    sweep = resolve(f"{sweep_config}:grid", tmp_path, "test", settings)
+    for member in sweep.members:
+        assert member.overrides["num_train_steps"] == 7
+        assert member.config["optimizer"]["learning_rate"] == 0.01
+    with pytest.raises(ValueError, match="member 0 .*'x' is not int"):
+        resolve(f"{sweep_config}:grid", tmp_path, "test", ["--config.num_train_steps=x"])
 
 
 @pytest.mark.parametrize(
@@ -322,12 +338,13 @@ def test_a_file_without_sweeps_is_one_recipe_and_dry_run_writes_nothing(tmp_path
         ("configs/binarized_mnist.py:nope", "pixelcnn_pp, row_lstm; sweeps: cpu20, seeds"),
         ("configs/mnist.py:nope", "recipes: gated_pixelcnn, pixelcnn; the file defines no sweeps"),
         ("{tests}:typo", "member 0 (pixelcnn,tiny): no config field 'optimizer.lr'"),
+        ("{tests}:grid --coordinator_address=h:1", "--coordinator_address: sweep joins no JAX"),
     ],
 )
 def test_unknown_names_fail_with_one_line(sweep_config, tmp_path, spec, message):
     """An unknown name: the recipes and the sweeps there are, in one line."""
-    config = spec.format(tests=sweep_config)
-    process = cli("experiments.sweep", f"--config={config}", f"--workdir={tmp_path / 'r'}")
+    config, *flags = spec.format(tests=sweep_config).split()
+    process = cli("experiments.sweep", f"--config={config}", f"--workdir={tmp_path / 'r'}", *flags)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 1 and len(err.strip().splitlines()) == 1
     assert err.startswith("sweep: error: ") and message in err

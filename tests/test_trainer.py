@@ -575,6 +575,8 @@ def test_help_exits_0_with_the_program_and_multi_host_flags(tmp_path):
         assert text in out
     out, _ = run_ok("experiments.train", f"--config={TINY}", "--print_config", timeout=120)
     assert "num_train_steps: 20" in out and "learning_rate: 0.003" in out
+    out, _ = run_ok("experiments.report", "--help", timeout=120)  # joins no JAX job
+    assert "--workdir" in out and "--coordinator_address" not in out
 
 
 def test_plot_writes_a_png(trained, tmp_path):

@@ -11,6 +11,7 @@ import json
 import pathlib
 import re
 import sys
+from collections.abc import Collection, Sequence
 from types import ModuleType
 
 import ml_collections
@@ -27,9 +28,37 @@ def member_name(recipe: str, overrides: dict) -> str:
     return ".".join(re.sub(r"[^A-Za-z0-9._=+-]+", "_", part) for part in parts)
 
 
-def _config(module: ModuleType, recipe: str, overrides: dict) -> ml_collections.ConfigDict:
-    """`get_config(recipe)` with `overrides` (dotted field -> value) set."""
-    config = module.get_config(recipe)
+def _settings(args: Sequence[str]) -> dict[str, str]:
+    """`--config.FIELD=VALUE` command-line arguments -> {FIELD: "VALUE"}."""
+    settings = {}
+    for arg in args:
+        field, equals, value = arg.removeprefix("--config.").partition("=")
+        if not equals:
+            raise ValueError(f"{arg}: set a field as --config.FIELD=VALUE")
+        settings[field] = value
+    return settings
+
+
+def _typed(text: str, kind: type) -> bool | int | float | str:
+    """A command line's `text` as a value of a field of type `kind` (itself
+    for str, and for a field left None)."""
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"{text!r} is not a bool (true or false)")
+        return text.lower() in ("true", "1")
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not {kind.__name__}") from None
+    return text
+
+
+def _set(config: ml_collections.ConfigDict, overrides: dict, texts: Collection[str]) -> dict:
+    """Set `overrides` (dotted field -> value) in `config`; those named in
+    `texts` are command-line strings, read as their field's type. Returns
+    the overrides with those values typed."""
+    typed = {}
     for field, value in overrides.items():
         if not isinstance(value, bool | int | float | str):
             raise ValueError(f"{field}={value!r}: a sweep sets bool, int, float or str fields")
@@ -42,8 +71,10 @@ def _config(module: ModuleType, recipe: str, overrides: dict) -> ml_collections.
                 f"no config field {field!r} "
                 "(experiments.train --config=FILE:RECIPE --print_config lists them)"
             )
-        node[leaf] = value  # ConfigDict refuses a value of another type
-    return config
+        if field in texts:
+            value = _typed(value, node.get_type(leaf))
+        node[leaf] = typed[field] = value  # ConfigDict refuses a value of another type
+    return typed
 
 
 def _commands(
@@ -83,10 +114,12 @@ def _sweeps(module: ModuleType) -> str:
     return "sweeps: see its get_sweep"
 
 
-def resolve(spec: str, root: pathlib.Path, split: str) -> Sweep:
+def resolve(spec: str, root: pathlib.Path, split: str, settings: Sequence[str] = ()) -> Sweep:
     """The sweep of `--config=spec` ("FILE:ARG") in `root`, evaluated on
-    `split`: every member resolved, with its commands. Raises ValueError
-    with a one-line reason."""
+    `split`, with `settings` (`--config.FIELD=VALUE` arguments) set in every
+    member after its own fields: every member resolved, with its commands.
+    Raises ValueError with a one-line reason."""
+    texts = _settings(settings)
     file, _, arg = spec.partition(":")
     if not arg:
         raise ValueError(f"--config={spec}: name a sweep or recipe after a colon, FILE:ARG")
@@ -98,14 +131,19 @@ def resolve(spec: str, root: pathlib.Path, split: str) -> Sweep:
     for index, entry in enumerate([{}] if entries is None else entries):
         overrides = dict(entry)
         recipe = str(overrides.pop("config", arg))
+        where = recipe if entries is None else f"member {index} ({recipe})"
         try:
-            config = _config(module, recipe, overrides)
+            config = module.get_config(recipe)
         except Exception as e:
             if entries is None:
                 raise ValueError(
                     f"{spec}: no sweep or recipe {arg!r}: {e}; {_sweeps(module)}"
                 ) from e
-            raise ValueError(f"{spec}: member {index} ({recipe}): {e}") from e
+            raise ValueError(f"{spec}: {where}: {e}") from e
+        try:
+            overrides = _set(config, {**overrides, **texts}, texts)
+        except Exception as e:
+            raise ValueError(f"{spec}: {where}: {e}") from e
         base = name = member_name(recipe, overrides)
         copy = 1
         while name in names:
