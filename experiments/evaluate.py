@@ -54,20 +54,18 @@ def main(argv):
         experiment = Experiment.build(config)
         use_ema = train_state.uses_ema(config, _PARAMS.value)
         source = data.load_split(config.dataset, _SPLIT.value)
-        restored = checkpoints.restore_latest(
-            checkpoints.make_manager(workdir, create=False),
-            experiment.abstract_state,
-            _STEP.value,
+        manager = checkpoints.make_manager(workdir, create=False)
+        abstract_params = experiment.abstract_state.params
+        params, step = checkpoints.restore_eval_params(
+            manager, abstract_params, use_ema, _STEP.value
         )
-        if restored is None:
-            raise FileNotFoundError(f"{workdir} has no checkpoint yet")
+        manager.close()
     except (ValueError, OSError) as e:
         program.fail("evaluate", e)
-    state, _ = restored
     result = {"split": _SPLIT.value}
-    result.update(evaluation.evaluate(experiment, state.eval_params(use_ema), source))
+    result.update(evaluation.evaluate(experiment, params, source))
     result.update(
-        step=int(state.step),
+        step=step,
         params="ema" if use_ema else "raw",
         model=config.model.name,
         dataset=config.dataset.name,

@@ -446,7 +446,6 @@ def test_ema_is_the_debiased_average_and_is_evaluated(tmp_path, data_dir):
     for e, x in zip(*map(jax.tree.leaves, (state.ema_params, expected)), strict=True):
         np.testing.assert_allclose(e, x, rtol=1e-5, atol=1e-7)
     assert state.eval_params() is state.ema_params
-    assert state.eval_params(use_ema=False) is state.params
 
 
 def test_training_writes_sample_grids(tmp_path, data_dir):

@@ -8,9 +8,11 @@ does not restore (damaged files) is skipped with a warning, falling back to
 the one before it.
 """
 
+import functools
 import logging as std_logging
 import pathlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -65,18 +67,48 @@ def restore_latest(
     `delete_damaged` (the trainer, which will save those steps again). An
     explicit `step` that does not exist or does not restore is an error.
     """
+    restore = functools.partial(_restore, manager, abstract_state)
+    return _newest(manager, restore, step, delete_damaged)
+
+
+def restore_eval_params(
+    manager: ocp.CheckpointManager, abstract_params: Any, use_ema: bool, step: int | None = None
+) -> tuple[Any, int]:
+    """`(parameters to evaluate, step)` of the newest checkpoint that restores
+    (or `step`), as `restore_latest` finds it: the EMA when the run keeps one
+    (`use_ema`), else the raw parameters, shaped and sharded like
+    `abstract_params`. Reads nothing else (no optimizer state), so it needs
+    no optimizer, and it reads the models `experiments.export` writes, which
+    hold nothing else. Raises ValueError when there is no such checkpoint."""
+    restored = _newest(
+        manager, functools.partial(_restore_params, manager, abstract_params, use_ema), step
+    )
+    if restored is None:
+        raise _missing(manager, step)
+    return restored
+
+
+def _newest(
+    manager: ocp.CheckpointManager,
+    restore: Callable[[int], Any],
+    step: int | None,
+    delete_damaged: bool = False,
+) -> Any:
+    """`restore(step)` of the newest step that restores, skipping (or with
+    `delete_damaged`, deleting) damaged ones with a warning; of exactly
+    `step` if given (an error if it does not restore); None when none does."""
     _ignore_closed_loop_callbacks()
     steps = sorted(manager.all_steps(), reverse=True)
     if step is not None:
         if step not in steps:
             raise _missing(manager, step)
         try:
-            return _restore(manager, abstract_state, step)
+            return restore(step)
         except Exception as e:  # noqa: BLE001 - one line, whatever orbax raised
             raise ValueError(f"checkpoint at step {step} does not restore ({_reason(e)})") from e
     for candidate in steps:
         try:
-            return _restore(manager, abstract_state, candidate)
+            return restore(candidate)
         except Exception as e:  # noqa: BLE001 - any damage means: try the previous one
             reason = _reason(e)
             logging.warning(
@@ -90,18 +122,10 @@ def restore_latest(
     return None
 
 
-def restore_eval_params(
-    manager: ocp.CheckpointManager, abstract_params: Any, use_ema: bool, step: int | None = None
+def _restore_params(
+    manager: ocp.CheckpointManager, abstract_params: Any, use_ema: bool, step: int
 ) -> tuple[Any, int]:
-    """`(parameters to evaluate, step)` of the newest checkpoint (or `step`):
-    the EMA when the run keeps one (`use_ema`), else the raw parameters,
-    shaped and sharded like `abstract_params`. Reads nothing else (no
-    optimizer state), so it needs no optimizer. Raises ValueError when there
-    is no such checkpoint."""
-    steps = manager.all_steps()
-    step = max(steps, default=None) if step is None else step
-    if step not in steps:
-        raise _missing(manager, step)
+    """`(params or ema_params, step)` of checkpoint `step`, nothing else."""
     name = "ema_params" if use_ema else "params"
     sharding = jax.tree.leaves(abstract_params)[0].sharding
     wanted = {"step": jax.ShapeDtypeStruct((), jnp.int32, sharding=sharding), name: abstract_params}

@@ -21,11 +21,9 @@ class TrainState:
     ema_params: Any
     rng: jnp.ndarray
 
-    def eval_params(self, use_ema: bool | None = None):
-        """The parameters to evaluate: the EMA with `use_ema` (None: when it
-        is kept), else the raw ones (`uses_ema`)."""
-        use_ema = self.ema_params is not None if use_ema is None else use_ema
-        return self.ema_params if use_ema else self.params
+    def eval_params(self):
+        """The parameters to evaluate: the EMA when it is kept, else the raw ones."""
+        return self.params if self.ema_params is None else self.ema_params
 
 
 PARAMS = ("raw", "ema")  # the parameters a run can be evaluated and sampled with

@@ -1,0 +1,57 @@
+"""The trained models shipped in pretrained/ still load and score what their
+manifests say, and `experiments.export` writes such a model from a run."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import pixel_models
+from experiments.export import MANIFEST_FILE, params_sha256
+from tests.helpers import ROOT, TINY, run_ok
+
+SHIPPED = sorted(path.parent for path in (ROOT / "pretrained").glob(f"*/*/{MANIFEST_FILE}"))
+
+
+def _check(folder, manifest: dict) -> None:
+    """`folder` loads, holds the manifest's parameters, and scores its check split."""
+    trained = pixel_models.load(folder)
+    assert trained.step == manifest["step"]
+    assert sum(np.size(leaf) for leaf in jax.tree.leaves(trained.params)) == manifest["num_params"]
+    assert params_sha256(trained.params) == manifest["params_sha256"]
+    check = manifest["check"]
+    images = pixel_models.data.load_split(trained.config.dataset, check["split"])
+    nll = -trained.log_prob(images.batch(np.arange(len(images)))["image"]).mean()
+    np.testing.assert_allclose(nll, check["nll_nats"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[f"{p.parent.name}/{p.name}" for p in SHIPPED])
+def test_a_shipped_model_loads_and_scores_its_manifest(folder):
+    _check(folder, json.loads((folder / MANIFEST_FILE).read_text()))
+
+
+def test_export_writes_a_model_that_load_evaluate_and_sample_read(tmp_path):
+    workdir, folder = tmp_path / "run", tmp_path / "exported"
+    run_ok(
+        "experiments.train",
+        f"--config={TINY}",
+        f"--workdir={workdir}",
+        "--config.eval_every_steps=20",
+    )
+    run_ok("experiments.evaluate", f"--workdir={workdir}", "--split=test[:32]")
+    out, _ = run_ok(
+        "experiments.export",
+        f"--workdir={workdir}",
+        f"--output={folder}",
+        "--split=test[:32]",
+        "--check_split=test[:16]",
+    )
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert json.loads(out) == manifest
+    assert manifest["chosen_by"] == "lowest validation NLL" and manifest["step"] == 20
+    assert manifest["cpu_hours"] > 0 and "pixelcnn,tiny" in manifest["commands"][0]
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoints", "config.json", MANIFEST_FILE]
+    _check(folder, manifest)
+    out, _ = run_ok("experiments.evaluate", f"--workdir={folder}", "--split=test[:32]")
+    assert json.loads(out)["nll_nats"] == pytest.approx(manifest["nll_nats"], rel=1e-6)
