@@ -23,19 +23,25 @@ eval split (metrics.jsonl), the validation split of every recipe: test
 figures are then reported for that step only.
 """
 
-import hashlib
 import json
 import pathlib
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from absl import flags
 
 from experiments import program
 from pixel_models import data
-from pixel_models.trained_model import TrainedModel, load
-from pixel_models.training import checkpoints, evaluation, metric_writer, provenance, workdirs
+from pixel_models.trained_model import load
+from pixel_models.training import checkpoints
+from pixel_models.training.export import (
+    MANIFEST_FILE,
+    best_step,
+    evaluated,
+    params_sha256,
+    save,
+    training_record,
+)
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
 _OUTPUT = flags.DEFINE_string("output", None, "Folder to write (new, or an earlier export)")
@@ -45,71 +51,6 @@ _CHECK_SPLIT = flags.DEFINE_string(
     "check_split", "test[:500]", "Split scored here, for tests/test_pretrained.py"
 )
 flags.mark_flags_as_required(["workdir", "output"])
-
-MANIFEST_FILE = "manifest.json"
-
-
-def params_sha256(params) -> str:
-    """sha256 of the parameters' bytes, leaves in tree order (float32, C order)."""
-    digest = hashlib.sha256()
-    for leaf in jax.tree.leaves(params):
-        digest.update(np.ascontiguousarray(np.asarray(leaf, np.float32)).tobytes())
-    return digest.hexdigest()
-
-
-def best_step(workdir: pathlib.Path, saved: list[int]) -> tuple[int, float]:
-    """The saved step with the lowest eval-split NLL in metrics.jsonl, and that NLL."""
-    scored = {
-        row["step"]: row["eval_nll_nats"]
-        for row in metric_writer.read_metrics(workdir)
-        if "eval_nll_nats" in row and row["step"] in saved
-    }
-    if not scored:
-        raise ValueError(f"{workdir}: no saved step was evaluated (metrics.jsonl)")
-    step = min(scored, key=scored.get)
-    return step, scored[step]
-
-
-def evaluated(workdir: pathlib.Path, split: str, step: int) -> dict:
-    """`experiments.evaluate`'s result on `split` at `step`: its newest
-    result, or the one it wrote for that step explicitly."""
-    for path in (
-        evaluation.output_path(workdir, split),
-        evaluation.output_path(workdir, split, step),
-    ):
-        if path.exists() and json.loads(path.read_text())["step"] == step:
-            return json.loads(path.read_text())
-    command = f"python -m experiments.evaluate --workdir={workdir} --split={split}"
-    raise ValueError(
-        f"{workdir}: no {split} result of step {step}: {command} --checkpoint_step={step}"
-    )
-
-
-def training_record(workdir: pathlib.Path) -> dict:
-    """The run's train commands, training seconds and CPU-hours (runs.jsonl)."""
-    records = provenance.read(workdir)
-    ends = [r for r in records if r["program"] == "train_end"]
-    starts = [r for r in records if r["program"] == "train"]
-    cores = max((r.get("cpu_cores") or 1 for r in starts), default=1)
-    seconds = sum(r["seconds"] for r in ends)
-    return {
-        "commands": [" ".join(r["command"][1:]) for r in starts],
-        "train_seconds": round(seconds, 1),
-        "cpu_hours": round(seconds * cores / 3600, 3),
-        "hardware": sorted({f"{r['device_kind']} x{r['num_devices']}" for r in starts}),
-    }
-
-
-def save(trained: TrainedModel, output: pathlib.Path, use_ema: bool) -> None:
-    """OUTPUT/config.json and OUTPUT/checkpoints/<step>/ (step and parameters)."""
-    output.mkdir(parents=True, exist_ok=True)
-    workdirs.save_config(trained.config, output)
-    manager = checkpoints.make_manager(output, keep=1)
-    name = "ema_params" if use_ema else "params"
-    state = {"step": np.int32(trained.step), name: trained.params}
-    manager.save(trained.step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
-    manager.wait_until_finished()
-    manager.close()
 
 
 def main(argv):

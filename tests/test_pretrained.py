@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pixel_models
-from experiments.export import MANIFEST_FILE, params_sha256
+from pixel_models.training.export import MANIFEST_FILE, params_sha256
 from tests.helpers import ROOT, TINY, run_ok
 
 SHIPPED = sorted(path.parent for path in (ROOT / "pretrained").glob(f"*/*/{MANIFEST_FILE}"))
