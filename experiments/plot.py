@@ -1,9 +1,19 @@
-"""Learning curves of a run: train and eval bits/dim against step, as a PNG.
+"""Learning curves of a run: train and eval NLL against step and against
+training hours, with the published figure the recipe names, as a PNG.
 
 python -m experiments.plot --workdir=DIR [--output=DIR/learning_curves.png]
+
+Binary images (K=2) are plotted in nats per image, as the papers give them;
+others in bits/dim. The hours are the training steps' own time (from
+`examples_per_sec` in metrics.jsonl: no evaluation or start-up), times the
+CPU cores the run had on CPU (runs.jsonl): CPU-hours. The published line is
+the first "N nats" or "N bits/dim" of `config.reference`, unless it says
+there is no published figure.
 """
 
+import math
 import pathlib
+import re
 
 import matplotlib
 
@@ -12,25 +22,73 @@ import matplotlib.pyplot as plt  # noqa: E402
 from absl import flags  # noqa: E402
 
 from experiments import program  # noqa: E402
-from pixel_models.training import metric_writer  # noqa: E402
+from pixel_models import data  # noqa: E402
+from pixel_models.training import metric_writer, provenance, workdirs  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run made by experiments.train")
 _OUTPUT = flags.DEFINE_string("output", None, "PNG to write (default: DIR/learning_curves.png)")
 flags.mark_flags_as_required(["workdir"])
 
 
-def plot(rows: list[dict], title: str, output: pathlib.Path) -> None:
-    """Train `loss_bits_per_dim` and `eval_bits_per_dim` from metrics rows."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for key, label in (("loss_bits_per_dim", "train"), ("eval_bits_per_dim", "eval")):
-        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
-        if points:
-            ax.plot(
-                *zip(*points, strict=True), marker="." if label == "eval" else None, label=label
-            )
-    ax.set(xlabel="step", ylabel="bits/dim", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+def published(reference: str, unit: str, dims: int) -> float | None:
+    """The published figure in `reference` ("... 80.54 nats"), in `unit`
+    ("nats" per image or "bits/dim" over `dims` subpixels); None if none."""
+    match = re.search(r"(\d+(?:\.\d+)?) (nats|bits/dim)", reference)
+    if reference.startswith("no published") or match is None:
+        return None
+    value, given = float(match.group(1)), match.group(2)
+    if given == unit:
+        return value
+    per_bit = dims * math.log(2.0)
+    return value / per_bit if unit == "bits/dim" else value * per_bit
+
+
+def training_hours(rows: list[dict], batch_size: int, cores: int) -> dict[int, float]:
+    """Cumulative training hours (x `cores`) at each logged step."""
+    hours, total, previous = {}, 0.0, 0
+    for row in rows:
+        if row.get("examples_per_sec"):
+            total += (row["step"] - previous) * batch_size / row["examples_per_sec"] * cores / 3600
+            previous = row["step"]
+        hours[row["step"]] = total
+    return hours
+
+
+def plot(workdir: pathlib.Path, output: pathlib.Path) -> None:
+    """The two panels of `workdir`'s curves, saved to `output`."""
+    rows = metric_writer.read_metrics(workdir)
+    config = workdirs.load_config(workdir)
+    spec = data.get_spec(config.dataset.name)
+    dims = math.prod(spec.image_shape)
+    unit = "nats" if config.model.num_levels == 2 else "bits/dim"
+    keys = {
+        "nats": ("loss", "eval_nll_nats"),
+        "bits/dim": ("loss_bits_per_dim", "eval_bits_per_dim"),
+    }
+    records = [r for r in provenance.read(workdir) if r["program"] == "train"]
+    on_cpu = all(r.get("device_kind") == "cpu" for r in records)
+    cores = max((r.get("cpu_cores") or 1 for r in records), default=1) if on_cpu else 1
+    hours = training_hours(rows, config.batch_size, cores)
+    line = published(config.get("reference", ""), unit, dims)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120, sharey=True)
+    for ax, x_of, xlabel in (
+        (axes[0], lambda step: step, "step"),
+        (axes[1], hours.get, "training CPU-hours" if on_cpu else "training hours"),
+    ):
+        for key, label in zip(keys[unit], ("train", config.dataset.eval_split), strict=True):
+            points = [(x_of(r["step"]), r[key]) for r in rows if r.get(key) is not None]
+            if points:
+                ax.plot(
+                    *zip(*points, strict=True),
+                    marker="." if label != "train" else None,
+                    label=label,
+                )
+        if line is not None:
+            ax.axhline(line, color="k", linestyle="--", linewidth=1, label=f"published {line:.4g}")
+        ax.set(xlabel=xlabel, ylabel=f"NLL ({unit})")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"{config.model.name} on {config.dataset.name}: {workdir}")
     fig.tight_layout()
     fig.savefig(output)
     plt.close(fig)
@@ -45,11 +103,10 @@ def main(argv):
                 f"{workdir} has no {metric_writer.METRICS_FILE}: not a training run, or one "
                 "that has logged no step yet"
             )
-        rows = metric_writer.read_metrics(workdir)
     except OSError as e:
         program.fail("plot", e)
     output = pathlib.Path(_OUTPUT.value or workdir / "learning_curves.png")
-    plot(rows, str(workdir), output)
+    plot(workdir, output)
     print(output)
 
 
