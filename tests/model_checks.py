@@ -143,5 +143,6 @@ def compiled(model: nn.Module) -> types.SimpleNamespace:
         distribution=types.SimpleNamespace(
             conditionals=jax.jit(distribution.conditionals),
             log_prob=jax.jit(distribution.log_prob),
+            num_levels=distribution.num_levels,
         ),
     )
