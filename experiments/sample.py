@@ -26,7 +26,15 @@ chooses) and writes FILE.png and FILE.npy (the drawn images, uint8 levels
 --complete_rows needs --complete_split, and so does --num_completions except
 for the auto-encoder.
 
-The fast and naive samplers draw the same images for the same --seed.
+--temperature=T divides a categorical's logits by T. For PixelCNN++ it divides
+the mixture logits by T and multiplies the logistic scales by T: at small K,
+T = 2 can lower the entropy (mass moves into the open-ended edge bins), and as
+T -> 0 each subpixel gets the most likely component's nearest level, not the
+most likely level (T below 1e-30 acts as 1e-30).
+
+The fast and naive samplers draw the same images for the same --seed, except,
+rarely, for PixelCNN++ at 256 levels, where float rounding in their sums can
+tip a near-tied draw.
 """
 
 import pathlib

@@ -15,7 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 
 _MIN_LOG_SCALE = -7.0
-_TINY = float(np.finfo(np.float32).tiny)  # keeps log(u) finite for u ~ U[0, 1)
+# Sampling temperatures below this draw as it does: already the T -> 0 limit in float32,
+# where smaller ones would overflow the tempered logits and inverse scales.
+_MIN_TEMPERATURE = 1e-30
 # Below this interior bin mass, the paper scores the bin by its density at the centre.
 _MIN_BIN_MASS = 1e-5
 
@@ -64,45 +66,54 @@ class DiscretizedLogisticMixture:
 
         Channel c's row depends only on `params` and `x[..., :c]` at the same pixel.
         """
-        log_weights, means, log_scales, _ = self._channel_terms(params, x)
-        levels = jnp.arange(self.num_levels)
-        every_level = self._log_mass(levels, means[..., None], log_scales[..., None])
-        return jax.nn.logsumexp(log_weights[..., None] + every_level, axis=-2)
+        unpacked = self._unpack(params, x.shape[-1])
+        log_weights, means, log_scales, _ = self._channel_terms(unpacked, x)
+        return self._every_level(log_weights, means, log_scales)
 
     def log_prob(self, params: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
         """`log p(x[..., c] | x[..., :c])` per subpixel, `[B, H, W, C]` float32 nats."""
-        log_weights, _, _, observed = self._channel_terms(params, x)
+        log_weights, _, _, observed = self._channel_terms(self._unpack(params, x.shape[-1]), x)
         return jax.nn.logsumexp(log_weights + observed, axis=-1)
 
     def sample(self, params: jnp.ndarray, rng: jax.Array, temperature: float = 1.0) -> jnp.ndarray:
         """One value per subpixel, `int32[B, H, W, C]`, each pixel's channels drawn jointly.
 
-        Per pixel: a component from `softmax(logits / temperature)`, then channel 0,
-        then channel 1 with its mean moved by the drawn channel 0, and so on; each
-        logistic's scale is multiplied by `temperature` (> 0). As `temperature` -> 0
-        the draw becomes deterministic: the mode of the most likely component, i.e.
-        each channel the value nearest its mean given the earlier channels' values
-        (the most likely value, unless an open-ended edge bin holds more mass).
+        The draw is from the tempered mixture: `temperature` (T > 0) divides the
+        mixture logits by T and multiplies every logistic's scale by T (after the -7
+        clamp of the log-scale); at T = 1 it is the distribution `log_prob` scores.
+        Channel c gets the level `argmax_k [log p(x_c = k | x_<c) + g[..., c, k]]`
+        (Gumbel-max), with `x_<c` the pixel's channels drawn before it and Gumbel
+        noise `g[..., C, K]` from `rng`. Parameters a float rounding apart (the fast
+        and naive samplers sum in different orders) draw the same levels unless two
+        levels' perturbed log-masses come within what the rounding moves them: rare
+        where the logistics span many levels. A channel's level changes at most
+        twice as often as any draw must (the total variation distance between the
+        two conditionals), which grows as the logistics narrow to about a level.
+
+        T = 2 can lower the entropy at small K: mass moves into the open-ended edge
+        bins. As T -> 0 the draw becomes deterministic: the most likely component,
+        then each channel the level whose bin holds that component's mean given the
+        earlier channels' values (its nearest level), which need not be the most
+        likely level of the mixture. T below 1e-30 draws as 1e-30, already that
+        limit in float32.
         """
         num_colors = self._num_colors(params.shape[-1])
-        logits, means, log_scales, coeffs = self._unpack(params, num_colors)
-        u = jax.random.uniform(
-            rng, (*logits.shape[:-1], self.num_mixtures + num_colors), minval=_TINY
-        )
-        gumbel = -jnp.log(-jnp.log(u[..., : self.num_mixtures]))
-        component = jnp.argmax(logits / temperature + gumbel, axis=-1)[..., None, None]
-        means = jnp.take_along_axis(means, component, axis=-1)[..., 0]
-        log_scales = jnp.take_along_axis(log_scales, component, axis=-1)[..., 0]
-        coeffs = jnp.take_along_axis(coeffs, component[..., None], axis=-1)[..., 0]
-        u = u[..., self.num_mixtures :]
-        values = means + temperature * jnp.exp(log_scales) * (jnp.log(u) - jnp.log1p(-u))
-        half_range = (self.num_levels - 1) / 2
-        levels = []
+        tempered = self._unpack(params, num_colors, jnp.maximum(temperature, _MIN_TEMPERATURE))
+        gumbel = jax.random.gumbel(rng, (*params.shape[:-1], num_colors, self.num_levels))
+        levels = jnp.arange(self.num_levels)
+        x = jnp.zeros((*params.shape[:-1], num_colors), jnp.int32)
         for c in range(num_colors):
-            shift = sum(coeffs[..., c, d] * self._rescale(levels[d]) for d in range(c))
-            value = values[..., c] + shift
-            levels.append(jnp.clip(jnp.round((value + 1.0) * half_range), 0, self.num_levels - 1))
-        return jnp.stack(levels, axis=-1).astype(jnp.int32)
+            # Channel c's terms depend on x[..., :c] only, all drawn by now.
+            log_weights, means, log_scales, _ = self._channel_terms(tempered, x)
+            perturbed = gumbel[..., c, :] + self._every_level(
+                log_weights[..., c, :], means[..., c, :], log_scales[..., c, :]
+            )
+            # The first largest, as `jnp.argmax` (whose reduction is several times
+            # slower on CPU); a row without one (NaN) gives K - 1.
+            top = perturbed == jnp.max(perturbed, axis=-1, keepdims=True)
+            drawn = jnp.min(jnp.where(top, levels, self.num_levels - 1), axis=-1)
+            x = x.at[..., c].set(drawn)
+        return x
 
     def _num_colors(self, num_params: int) -> int:
         """C such that `num_params(C) == num_params`."""
@@ -117,11 +128,12 @@ class DiscretizedLogisticMixture:
         return num_colors
 
     def _unpack(
-        self, params: jnp.ndarray, num_colors: int
+        self, params: jnp.ndarray, num_colors: int, temperature: float = 1.0
     ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
         """`params[..., P]` -> logits `[..., M]`, means and clamped log-scales
         `[..., C, M]`, and `tanh` of the coefficients as a strictly lower-triangular
-        `[..., C, C, M]` (row c: the weights of the earlier channels in channel c's mean)."""
+        `[..., C, C, M]` (row c: the weights of the earlier channels in channel c's mean).
+        A `temperature` T divides the logits by T and adds log T to the clamped log-scales."""
         m, c = self.num_mixtures, num_colors
         if params.shape[-1] != self.num_params(c):
             raise ValueError(
@@ -138,14 +150,16 @@ class DiscretizedLogisticMixture:
         placement = np.zeros((len(rows), c, c), np.float32)
         placement[np.arange(len(rows)), rows, cols] = 1.0
         coeffs = jnp.einsum("...pm,pcd->...cdm", jnp.tanh(pairs), placement)
-        return logits, means, jnp.maximum(log_scales, _MIN_LOG_SCALE), coeffs
+        log_scales = jnp.maximum(log_scales, _MIN_LOG_SCALE) + jnp.log(temperature)
+        return logits / temperature, means, log_scales, coeffs
 
     def _channel_terms(
-        self, params: jnp.ndarray, x: jnp.ndarray
+        self, unpacked: tuple[jnp.ndarray, ...], x: jnp.ndarray
     ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-        """For each channel c and component m, all `[..., C, M]`: `log w_m(x_<c)`,
-        the mean given `x_<c`, the log-scale, and `log p_m(x_c | x_<c)`."""
-        logits, means, log_scales, coeffs = self._unpack(params, x.shape[-1])
+        """For each channel c and component m, all `[..., C, M]`, from `_unpack`'s
+        parameters: `log w_m(x_<c)`, the mean given `x_<c`, the log-scale, and
+        `log p_m(x_c | x_<c)`."""
+        logits, means, log_scales, coeffs = unpacked
         means = means + jnp.einsum("...cdm,...d->...cm", coeffs, self._rescale(x))
         observed = self._log_mass(x[..., None], means, log_scales)
         earlier = jnp.concatenate(
@@ -154,6 +168,15 @@ class DiscretizedLogisticMixture:
         )
         log_weights = jax.nn.log_softmax(logits[..., None, :] + earlier, axis=-1)
         return log_weights, means, log_scales, observed
+
+    def _every_level(
+        self, log_weights: jnp.ndarray, means: jnp.ndarray, log_scales: jnp.ndarray
+    ) -> jnp.ndarray:
+        """`[..., M]` weights, means and log-scales -> the mixture's log-mass of every
+        level, `[..., K]`."""
+        levels = jnp.arange(self.num_levels)
+        every_level = self._log_mass(levels, means[..., None], log_scales[..., None])
+        return jax.nn.logsumexp(log_weights[..., None] + every_level, axis=-2)
 
     def _rescale(self, level: jnp.ndarray) -> jnp.ndarray:
         """Values in `[0, K)` -> `[-1, 1]`."""
