@@ -96,6 +96,14 @@ def get_config(arg: str = "pixelcnn") -> ml_collections.ConfigDict:
 # (cosine), and one evaluation at the end.
 CPU20 = {"optimizer.schedule": "cosine", "eval_every_steps": 0, "sample_every_steps": 0}
 
+ZOO = {
+    "optimizer.schedule": "cosine",
+    "eval_every_steps": 4_000,
+    "checkpoint_every_steps": 4_000,
+    "keep_checkpoints": 20,
+    "sample_every_steps": 0,
+}
+
 # Sweeps (`python -m experiments.sweep --config=configs/binarized_mnist.py:NAME`).
 SWEEPS = {
     # the README's Results: each 20-minute run once (--parallel=2: a core each, as
@@ -116,6 +124,15 @@ SWEEPS = {
         {"config": "row_lstm", "num_train_steps": 15_000, **CPU20},
         # 82.54 test nats; 1,217 CPU seconds (the README's Results).
         {"config": "diagonal_bilstm", "num_train_steps": 6_000, **CPU20},
+    ],
+    # The zoo's long runs (issue 23; pretrained/binarized_mnist/, docs/zoo.md):
+    # the recipes, their learning rate decayed to 0 over the run by a cosine,
+    # evaluated on validation every 4,000 steps with every evaluated
+    # checkpoint kept, so that `experiments.export --checkpoint_step=best`
+    # can choose one. Each ran alone on one pinned core (`taskset -c 1`).
+    "zoo": [
+        {"config": model, "num_train_steps": steps, **ZOO}
+        for model, steps in (("row_lstm", 40_000), ("diagonal_bilstm", 40_000))
     ],
     # Reproducibility: 3 seeds x 2 models, short runs of the recipes.
     "seeds": [
