@@ -52,6 +52,8 @@ def test_export_writes_a_model_that_load_evaluate_and_sample_read(tmp_path):
     assert manifest["chosen_by"] == "lowest validation NLL" and manifest["step"] == 20
     assert manifest["cpu_hours"] > 0 and "pixelcnn,tiny" in manifest["commands"][0]
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoints", "config.json", MANIFEST_FILE]
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert not any(str(folder).encode() in p.read_bytes() for p in files)  # no machine paths
     _check(folder, manifest)
     out, _ = run_ok("experiments.evaluate", f"--workdir={folder}", "--split=test[:32]")
     assert json.loads(out)["nll_nats"] == pytest.approx(manifest["nll_nats"], rel=1e-6)

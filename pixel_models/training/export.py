@@ -77,3 +77,7 @@ def save(trained: TrainedModel, output: pathlib.Path, use_ema: bool) -> None:
     manager.save(trained.step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
     manager.wait_until_finished()
     manager.close()
+    # Orbax's commit markers name the absolute folder they were written to; a
+    # shipped model restores without them and must not carry this machine's paths.
+    for marker in (output / "checkpoints").rglob("commit_success.txt"):
+        marker.unlink()
