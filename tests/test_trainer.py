@@ -560,7 +560,8 @@ def test_impossible_optimizer_values_are_refused(data_dir, field, value, message
         (dict(num_train_steps=-1), "num_train_steps=-1 must be a whole number >= 0"),
         (dict(keep_checkpoints=0), "keep_checkpoints=0 must be a whole number >= 1"),
         (dict(model=dict(num_levels=256)), "model.num_levels=256, but binarized_mnist"),
-        (dict(model=dict(hidden_dim=-2)), "model 'pixelcnn' does not build with these fields"),
+        (dict(model=dict(hidden_dim=-2)), "model.hidden_dim=-2 must be at least 1"),
+        (dict(model=dict(kernel_size=2)), "model 'pixelcnn' does not build with these fields"),
     ],
 )
 def test_impossible_run_and_model_fields_are_refused(data_dir, overrides, message):
