@@ -1,6 +1,14 @@
-"""Tabulate sweeps: every member, every seed group, and a same-seed check.
+"""Tabulate sweeps: every member, every seed group, and a same-seed check;
+or a folder of exported models: one row per model.
 
 python -m experiments.report --workdir=ROOT [--workdir=ROOT2 ...] [--split=test]
+python -m experiments.report --workdir=pretrained/binarized_mnist
+
+A folder without sweep.json whose subfolders hold `experiments.export`'s
+manifest.json gives the models table instead (the README's Results): model,
+recipe and the overrides that change what is trained, steps, hardware,
+CPU-hours, test NLL, the published figure (the number ending the recipe's
+`reference`) and the gap. It prints the Markdown table and writes nothing.
 
 Reads each ROOT/sweep.json (written by experiments.sweep) and, per member,
 ROOT/<name>/eval_<split>.json, runs.jsonl and metrics.jsonl. Writes
@@ -37,8 +45,8 @@ from absl import flags  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from experiments import program  # noqa: E402
-from experiments.sweeps.sweep_file import Member, Sweep  # noqa: E402
-from pixel_models.training import metric_writer, provenance  # noqa: E402
+from experiments.sweeps.sweep_file import SWEEP_FILE, Member, Sweep  # noqa: E402
+from pixel_models.training import export, metric_writer, provenance, workdirs  # noqa: E402
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Root of a sweep (repeat for more)")
 _SPLIT = flags.DEFINE_string("split", None, "Evaluated split to report (default: the sweep's)")
@@ -355,9 +363,73 @@ def plot(outcomes: list[Outcome], splits: list[str], path: pathlib.Path) -> None
     plt.close(fig)
 
 
+# Overrides that change how a run is watched and saved, not what it trains.
+_BOOKKEEPING = {*workdirs.MUTABLE_FIELDS, "num_train_steps", "sample_every_steps"}
+
+
+def _recipe(command: str) -> str:
+    """`FILE.py:ARG` and the overrides that change the model, data or
+    optimizer, from a train command line."""
+    recipe, overrides = "", []
+    for arg in command.split():
+        if arg.startswith("--config="):
+            recipe = arg.removeprefix("--config=").removeprefix("configs/")
+        elif arg.startswith("--config."):
+            field = arg.removeprefix("--config.").split("=")[0]
+            if field not in _BOOKKEEPING:
+                overrides.append(arg.removeprefix("--config."))
+    return " ".join([f"`{recipe}`", *overrides])
+
+
+def _published(reference: str) -> float | None:
+    """The number that ends a recipe's `reference` ("... 80.54 nats"), if any."""
+    match = re.search(r"(\d+\.\d+) (nats|bits/dim)\)?$", reference)
+    return float(match.group(1)) if match else None
+
+
+def models_markdown(root: pathlib.Path) -> str:
+    """The table of the exported models under `root` (ROOT/*/manifest.json),
+    their NLL in nats for binary data, else bits/dim."""
+    paths = sorted(root.glob(f"*/{export.MANIFEST_FILE}"))
+    if not paths:
+        raise FileNotFoundError(
+            f"{root} has neither {SWEEP_FILE} (a sweep) nor */{export.MANIFEST_FILE} "
+            "(exported models)"
+        )
+    rows = []
+    for path in paths:
+        manifest = json.loads(path.read_text())
+        config = workdirs.get_config(path.parent)
+        binary = config.model.num_levels == 2
+        value = manifest["nll_nats"] if binary else manifest["bits_per_dim"]
+        unit, digits = ("nats", 2) if binary else ("bits/dim", 3)
+        published = _published(config.reference)
+        rows.append(
+            [
+                f"[{manifest['model']}]({path.parent})",
+                _recipe(manifest["commands"][0]),
+                f"{manifest['step']:,}",
+                ", ".join(manifest["hardware"]),
+                f"{manifest['cpu_hours']:.1f}",
+                f"{value:.{digits}f} {unit}"
+                + ("" if manifest["split"] == "test" else f" ({manifest['split']})"),
+                "—" if published is None else f"{published:.{digits}f} {unit}",
+                "—" if published is None else f"{value - published:+.{digits}f}",
+            ]
+        )
+    header = ["model", "recipe", "steps", "hardware", "CPU-hours", "test NLL", "published", "gap"]
+    return _table(header, rows) + "\n"
+
+
 def main(argv):
     program.setup(argv)
     roots = [pathlib.Path(w) for w in _WORKDIRS.value]
+    if len(roots) == 1 and not (roots[0] / SWEEP_FILE).exists():
+        try:
+            print(models_markdown(roots[0]), end="")
+        except (OSError, ValueError) as e:
+            program.fail("report", e)
+        return
     try:
         outcomes, splits = load(roots, _SPLIT.value)
     except (OSError, ValueError) as e:

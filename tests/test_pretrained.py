@@ -2,12 +2,14 @@
 manifests say, and `experiments.export` writes such a model from a run."""
 
 import json
+import pathlib
 
 import jax
 import numpy as np
 import pytest
 
 import pixel_models
+from experiments import report
 from pixel_models.training.export import MANIFEST_FILE, params_sha256
 from tests.helpers import ROOT, TINY, run_ok
 
@@ -29,6 +31,14 @@ def _check(folder, manifest: dict) -> None:
 @pytest.mark.parametrize("folder", SHIPPED, ids=[f"{p.parent.name}/{p.name}" for p in SHIPPED])
 def test_a_shipped_model_loads_and_scores_its_manifest(folder):
     _check(folder, json.loads((folder / MANIFEST_FILE).read_text()))
+
+
+def test_the_readme_results_table_is_the_reports(monkeypatch):
+    """The README's Results table is `experiments.report`'s, not typed: it
+    changes when a shipped model does."""
+    monkeypatch.chdir(ROOT)
+    table = report.models_markdown(pathlib.Path("pretrained/binarized_mnist"))
+    assert table in (ROOT / "README.md").read_text()
 
 
 def test_export_writes_a_model_that_load_evaluate_and_sample_read(tmp_path):

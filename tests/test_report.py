@@ -119,12 +119,13 @@ def test_report_tabulates_members_seeds_and_flags_other_bits(tmp_path):
     assert (first / "report.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_a_folder_without_a_sweep_is_refused(tmp_path):
+def test_a_folder_without_a_sweep_or_models_is_refused(tmp_path):
     process = cli("experiments.report", f"--workdir={tmp_path}")
     _, err = process.communicate(timeout=120)
     assert process.returncode == 1
-    assert (
-        err.strip() == f"report: error: {tmp_path} has no sweep.json: not the --workdir of a sweep"
+    assert err.strip() == (
+        f"report: error: {tmp_path} has neither sweep.json (a sweep) nor */manifest.json "
+        "(exported models)"
     )
 
 
