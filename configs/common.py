@@ -32,6 +32,8 @@ TINY_SIZES = dict(
     num_resnets=1,  # PixelCNN++'s
     num_scales=2,
     num_mixtures=2,
+    latent_dim=4,  # the VAE's
+    num_hidden=1,
 )
 
 

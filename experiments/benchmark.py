@@ -124,6 +124,7 @@ def benchmark(
         local["label"] = rng.integers(0, num_classes, config.batch_size)
     batch = experiment.device_batch(local)
     eval_batch = experiment.device_batch(local, mask=np.ones(config.batch_size, bool))
+    eval_rng = jax.random.key(config.seed)  # the z of a latent model's bound
     state = experiment.init_state()
 
     def train_once():
@@ -132,7 +133,7 @@ def benchmark(
         return metrics["loss"]
 
     def eval_once():
-        return experiment.eval_step(state.params, eval_batch)["nll_sum"]
+        return experiment.eval_step(state.params, eval_batch, eval_rng)["nll_sum"]
 
     ours, theirs = [], []
     for _ in range(rounds):

@@ -104,10 +104,16 @@ class Outcome:
 
     @property
     def nll(self) -> tuple[float, str]:
-        """The NLL as reported: nats per image for binary data, else bits/dim."""
-        if self.member.config["model"]["num_levels"] == 2:
-            return self.result["nll_nats"], "nats/image"
-        return self.result["bits_per_dim"], "bits/dim"
+        """The NLL as reported: nats per image for binary data, else bits/dim;
+        a latent model's bound says which (e.g. "nats/image, bound (ELBO)")."""
+        binary = self.member.config["model"]["num_levels"] == 2
+        value, unit = (
+            (self.result["nll_nats"], "nats/image")
+            if binary
+            else (self.result["bits_per_dim"], "bits/dim")
+        )
+        what = self.result.get("likelihood") or ""
+        return value, f"{unit}, {what}" if what.startswith("bound") else unit
 
 
 def load(roots: list[pathlib.Path], split: str | None) -> tuple[list[Outcome], list[str]]:

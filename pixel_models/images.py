@@ -26,7 +26,8 @@ def check(x, num_levels: int, name: str = "images") -> jnp.ndarray:
             f"{name} must be integer levels in [0, {num_levels}) (not scaled floats), got {dtype}"
         )
     if not isinstance(x, jax.core.Tracer) and np.size(x):
-        low, high = int(jnp.min(x)), int(jnp.max(x))
+        with jax.ensure_compile_time_eval():  # values closed over by a jitted function
+            low, high = int(jnp.min(x)), int(jnp.max(x))
         if low < 0 or high >= num_levels:
             raise ValueError(
                 f"{name} must be integer levels in [0, {num_levels}), got values in [{low}, {high}]"

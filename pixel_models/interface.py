@@ -22,6 +22,13 @@ Optional (the defaults below say what a model without them does):
   ENCODES / encode(variables, x): the model computes a code of its input
     (the auto-encoder), which its samples are decoded from: both samplers
     refuse to draw it without a code (`NEEDS_A_CODE`). Default: none.
+  LATENT / log_weights(x, num_samples) / sample_latent(variables, rng, num):
+    a latent-variable model p(x) = ∫ p(x | z) p(z) dz (the VAE), whose
+    likelihood is intractable: `__call__(x, cond=z)` gives p(x | z);
+    `log_weights`, applied with a "latent" rng, gives the terms of the bounds
+    of `likelihood.bound` (which trains and evaluates it; `likelihood.log_prob`
+    refuses it without z); `sample_latent` draws z from the prior, which the
+    sampler then decodes. Default: not latent (an exact likelihood).
   CONDITIONED_ON, LIKELIHOOD: what its NLL is conditioned on by itself, and
     its own statement of what that NLL is. Default: nothing (p(x), or
     p(x | the cond given)).
@@ -97,6 +104,7 @@ class PixelModel(nn.Module):
     CONDITIONED_ON: ClassVar[str | None] = None
     LIKELIHOOD: ClassVar[str | None] = None
     ENCODES: ClassVar[bool] = False
+    LATENT: ClassVar[bool] = False
     # False for a model sampled in stages (`sampling_stages`), whose order is
     # not raster order over the whole image.
     RASTER_ORDER: ClassVar[bool] = True
@@ -124,6 +132,12 @@ class PixelModel(nn.Module):
     def subpixel_order(self, image_shape: tuple[int, int, int]) -> np.ndarray:
         """int `[H, W, C]`: each subpixel's place in the model's order."""
         return np.arange(int(np.prod(image_shape))).reshape(image_shape)
+
+    @nn.nowrap
+    def sample_latent(self, variables, rng, num: int) -> jnp.ndarray:
+        """`num` draws of z from the prior (models with `LATENT`)."""
+        del variables, rng, num
+        raise ValueError(f"{type(self).__name__} has no latent variables")
 
     @nn.nowrap
     def encode(self, variables, x: jnp.ndarray) -> jnp.ndarray:

@@ -1,5 +1,6 @@
-"""Exact log-likelihood of images under an autoregressive model: the one
-route from a model to its NLL, for training, evaluation and the checks.
+"""Exact log-likelihood of images under an autoregressive model, and lower
+bounds on it under a latent-variable model: the one route from a model to
+its NLL, for training, evaluation and the checks.
 
 `model.apply` returns the parameters of the model's output distribution
 (`model.distribution`, see `pixel_models.distributions`), which scores each
@@ -8,6 +9,7 @@ model computes in. Images are integer levels (`pixel_models.images`): others
 are refused, and under `jax.jit` an image with a value out of range scores NaN.
 """
 
+import functools
 import math
 
 import flax.linen as nn
@@ -33,6 +35,11 @@ def conditional_log_probs(
     """
     num_levels = model.distribution.num_levels
     x = images.check(x, num_levels)
+    if getattr(model, "LATENT", False) and cond is None:
+        raise ValueError(
+            f"{type(model).__name__} is a latent-variable model: its log p(x) is intractable; "
+            "likelihood.bound gives lower bounds on it (log_prob takes cond=z for log p(x | z))"
+        )
     rngs = {"dropout": rng} if rng is not None else None
     params = model.apply(variables, x, cond=cond, train=train, rngs=rngs)
     log_probs = model.distribution.log_prob(params, x)
@@ -54,3 +61,51 @@ def log_prob(
 def bits_per_dim(nll_nats, image_shape) -> float | jnp.ndarray:
     """Negative log-likelihood in nats per image -> bits per subpixel."""
     return nll_nats / (math.prod(image_shape) * math.log(2.0))
+
+
+# Importance samples a bound draws at a time (`bound`): memory, not the result.
+_SAMPLES_PER_PASS = 100
+
+
+def bound_name(num_samples: int) -> str:
+    """What `bound` with `num_samples` computes, as results and reports say it."""
+    return "bound (ELBO)" if num_samples == 1 else f"bound (IWAE, k={num_samples})"
+
+
+def bound(
+    model: nn.Module, variables, x: jnp.ndarray, rng: jax.Array, num_samples: int = 1
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """A lower bound on `log p(x)` of a latent-variable model (`LATENT`), nats
+    per image `[B]`, and the KL term `KL(q(z | x) || p(z))`, `[B]`.
+
+    `num_samples=1`: the ELBO, `E_q log p(x | z) - KL` with the KL in closed
+    form and the expectation from one z ~ q(z | x). `num_samples=k > 1`: the
+    importance-weighted bound `log (1/k) sum_i p(x, z_i) / q(z_i | x)` (Burda
+    et al. 2016), which rises towards log p(x) as k grows. The z are drawn
+    from `rng`, in passes of at most `_SAMPLES_PER_PASS`.
+    """
+    if not getattr(model, "LATENT", False):
+        raise ValueError(f"{type(model).__name__} has an exact likelihood: use log_prob")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples={num_samples!r} must be a whole number >= 1")
+    num_levels = model.distribution.num_levels
+    x = images.check(x, num_levels)
+    per_pass = max(
+        d for d in range(1, min(num_samples, _SAMPLES_PER_PASS) + 1) if not num_samples % d
+    )
+
+    def one_pass(key: jax.Array) -> dict[str, jnp.ndarray]:
+        return model.apply(variables, x, per_pass, rngs={"latent": key}, method=model.log_weights)
+
+    if num_samples == 1:
+        out = one_pass(rng)
+        value = out["log_px_z"][0] - out["kl"]
+    else:
+        keys = jax.vmap(functools.partial(jax.random.fold_in, rng))(
+            jnp.arange(num_samples // per_pass)
+        )
+        out = jax.lax.map(one_pass, keys)  # leaves [passes, ...]
+        log_w = (out["log_px_z"] + out["log_pz_qz"]).reshape(num_samples, len(x))
+        value = jax.nn.logsumexp(log_w, axis=0) - math.log(num_samples)
+        out = {"kl": out["kl"][0]}
+    return jnp.where(images.in_range(x, num_levels), value, jnp.nan), out["kl"]

@@ -97,6 +97,31 @@ class TrainedModel:
         (the parameters an argument, not constants of the program)."""
         return jax.jit(functools.partial(likelihood.log_prob, self.model))
 
+    def bound(self, images, rng: jax.Array, num_samples: int = 1000) -> np.ndarray:
+        """A lower bound on `log p(x)` of `images[B, H, W, C]` in nats, float64
+        `[B]`, for a latent-variable model (`likelihood.bound`: the ELBO for
+        `num_samples=1`, else the importance-weighted bound), scored in
+        batches of the run's `eval_batch_size`, batch n's z drawn from
+        `fold_in(rng, n)`."""
+        if not self.model.LATENT:
+            raise ValueError(f"{self.config.model.name} has an exact likelihood: use log_prob")
+        x, k = self.checked_images(images), num_samples
+        size = self.config.eval_batch_size
+        parts = [
+            self._bound(self.variables, x[start : start + size], jax.random.fold_in(rng, n), k)
+            for n, start in enumerate(range(0, len(x), size))
+        ]
+        return np.concatenate([np.asarray(part, np.float64) for part in parts])
+
+    @functools.cached_property
+    def _bound(self):
+        """`likelihood.bound`'s value, compiled once per batch shape and sample count."""
+
+        def bound(variables, x, rng, num_samples):
+            return likelihood.bound(self.model, variables, x, rng, num_samples)[0]
+
+        return jax.jit(bound, static_argnums=3)
+
     def bits_per_dim(self, images, cond=None) -> np.ndarray:
         """The negative log-likelihood of each image in bits per subpixel, `[B]`."""
         return np.asarray(likelihood.bits_per_dim(-self.log_prob(images, cond), self.image_shape))
@@ -161,7 +186,8 @@ class TrainedModel:
     def _checked_cond(self, cond, batch: int) -> np.ndarray | None:
         """`cond` for `batch` images: labels `[batch]` in `[0, num_classes)` for
         a class-conditional run (required), codes `[batch, m]` or None for the
-        auto-encoder, None otherwise; a ValueError for anything else."""
+        auto-encoder, z `[batch, latent_dim]` or None (the prior's) for a latent
+        model, None otherwise; a ValueError for anything else."""
         if cond is None:
             if self.num_classes:
                 raise ValueError(f"this run is class-conditional: give {batch} labels")
@@ -174,12 +200,13 @@ class TrainedModel:
             if cond.min() < 0 or cond.max() >= self.num_classes:
                 raise ValueError(f"labels must be in [0, {self.num_classes}), got {cond.tolist()}")
             return cond.astype(np.int32)
-        if self.model.ENCODES:
-            code_dim = self.config.model.code_dim
-            if cond.shape != (batch, code_dim) or not np.issubdtype(cond.dtype, np.floating):
+        # The auto-encoder's codes, a latent model's z: floats [batch, dim].
+        name, dim = ("codes", "code_dim") if self.model.ENCODES else ("z", "latent_dim")
+        if self.model.ENCODES or self.model.LATENT:
+            dim = self.config.model[dim]
+            if cond.shape != (batch, dim) or not np.issubdtype(cond.dtype, np.floating):
                 raise ValueError(
-                    f"codes must be floats [{batch}, {code_dim}], got {cond.dtype} "
-                    f"{list(cond.shape)}"
+                    f"{name} must be floats [{batch}, {dim}], got {cond.dtype} {list(cond.shape)}"
                 )
             return cond.astype(np.float32)
         raise ValueError(f"this {self.config.model.name} run is unconditional: give no labels")

@@ -53,7 +53,7 @@ def main():
             eval_batch = experiment.device_batch({"image": images}, mask=np.ones(16, bool))
             for step, args in (
                 (experiment.train_step, (state, batch)),
-                (experiment.eval_step, (state.params, eval_batch)),
+                (experiment.eval_step, (state.params, eval_batch, jax.random.key(0))),
             ):
                 collectives.update(re.findall(COLLECTIVE, step.lower(*args).compile().as_text()))
         state, metrics = experiment.train_step(state, batch)

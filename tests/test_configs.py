@@ -84,6 +84,7 @@ CPU_CHUNK_PIXELS = {
         gated_pixelcnn=2048,
         pixelcnn_pp=8192,
         multiscale_pixelrnn=0,
+        vae=0,
     ),
     "mnist": dict(pixelcnn=2048, gated_pixelcnn=2048),
     "cifar10": dict(

@@ -31,10 +31,12 @@ def tiny(name: str, num_levels: int):
 
 def given_cond(model, batch: int):
     """The `cond` the model is checked under: a code for a model that
-    encodes its input (given, its order is causal), else None."""
-    if not model.ENCODES:
+    encodes its input (given, its order is causal), z for a latent-variable
+    model (its p(x | z)), else None."""
+    if not (model.ENCODES or model.LATENT):
         return None
-    return jnp.asarray(np.random.default_rng(0).normal(size=(batch, model.code_dim)), jnp.float32)
+    dim = model.code_dim if model.ENCODES else model.latent_dim
+    return jnp.asarray(np.random.default_rng(0).normal(size=(batch, dim)), jnp.float32)
 
 
 @pytest.mark.parametrize("num_levels,shape", [(2, (4, 4, 1)), (4, (4, 4, 3))])
@@ -77,10 +79,16 @@ def test_trains_evaluates_and_loads(name, tmp_path, data_dir):
     # What the evaluated NLL is of: p(x), except for the auto-encoder's own code.
     model = run.experiment.model
     assert run.experiment.conditioned_on == model.CONDITIONED_ON
-    assert run.experiment.likelihood == (model.LIKELIHOOD or "p(x)")
-
     trained = pixel_models.load(tmp_path)
     images = run.eval_data.batch(np.arange(8))["image"]
+    if model.LATENT:
+        # A bound, said as one; the ELBO of the same z as the evaluation's.
+        assert run.experiment.likelihood() == "bound (ELBO)"
+        assert np.all(np.isfinite(trained.bound(images, jax.random.key(0), num_samples=3)))
+        samples = trained.sample(2, jax.random.key(0))
+        assert samples.shape == (2, 28, 28, 1) and set(np.unique(samples)) <= {0, 1}
+        return
+    assert run.experiment.likelihood() == (model.LIKELIHOOD or "p(x)")
     np.testing.assert_allclose(
         -trained.log_prob(images).mean(), summary["eval_nll_nats"], rtol=1e-5
     )

@@ -158,3 +158,14 @@ def test_report_figure_keeps_long_names_inside_and_apart(tmp_path):
         assert inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1), (i, box)
         for other in boxes[i + 1 :]:
             assert not box.overlaps(other), (box, other)
+
+
+def test_a_bound_is_reported_as_a_bound(tmp_path):
+    config = json.loads(binarized_mnist.get_config("vae,tiny").to_json())
+    config["num_train_steps"] = 4
+    write_root(tmp_path, [("vae", "vae", config, 90.0, finished(1.0))])
+    path = evaluation.output_path(tmp_path / "vae", SPLIT)
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"likelihood": "bound (ELBO)"}))
+    outcomes, _ = report.load([tmp_path], None)
+    row = table_rows(report.member_table(outcomes))["vae"]
+    assert row[5] == "90.0000 nats/image, bound (ELBO)"

@@ -265,4 +265,6 @@ def test_progress_reports_finished_rows_only(rgb_model):
         on_row=lambda rows: reported.append(time.perf_counter()),
     )
     assert len(reported) == 3
-    assert min(np.diff(reported)) > row_time / 2, (np.diff(reported), row_time)
+    # Reports of queued rows came microseconds apart; a tenth of a row's time
+    # keeps the check far from both that and a busy machine's noise.
+    assert min(np.diff(reported)) > row_time / 10, (np.diff(reported), row_time)

@@ -118,14 +118,22 @@ def test_a_run_without_checkpoints_says_to_train_it(tmp_path):
     assert process.returncode == 1 and err.strip().splitlines()[-1] == f"sample: error: {message}"
 
 
-def test_evaluate_with_an_empty_batch_names_its_own_flag(cli_run):
-    process = cli("experiments.evaluate", f"--workdir={cli_run}", "--batch_size=0")
+@pytest.mark.parametrize(
+    "flag,message",
+    [
+        (
+            "--batch_size=0",
+            "eval_batch_size=0 must be a positive multiple of the number of devices (1), e.g. "
+            "--batch_size=1 for evaluate, --config.eval_batch_size=1 for train",
+        ),
+        ("--importance_samples=10", "--importance_samples: pixelcnn has an exact likelihood"),
+    ],
+)
+def test_evaluate_refuses_a_flag_that_does_not_apply_naming_it(cli_run, flag, message):
+    process = cli("experiments.evaluate", f"--workdir={cli_run}", flag)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 1
-    assert err.strip().splitlines()[-1] == (
-        "evaluate: error: eval_batch_size=0 must be a positive multiple of the number of "
-        "devices (1), e.g. --batch_size=1 for evaluate, --config.eval_batch_size=1 for train"
-    )
+    assert err.strip().splitlines()[-1] == f"evaluate: error: {message}"
 
 
 def test_the_ema_of_a_run_without_one_is_refused(cli_run):

@@ -10,6 +10,7 @@ from pixel_models.models.pixelcnn import PixelCNN
 from pixel_models.models.pixelcnn_autoencoder import PixelCNNAutoEncoder
 from pixel_models.models.pixelcnn_pp import PixelCNNPP
 from pixel_models.models.pixelrnn import DiagonalBiLSTM, RowLSTM
+from pixel_models.models.vae import VAE
 
 MODELS: dict[str, type[nn.Module]] = {
     "pixelcnn": PixelCNN,
@@ -19,6 +20,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "pixelcnn_pp": PixelCNNPP,
     "pixelcnn_autoencoder": PixelCNNAutoEncoder,
     "multiscale_pixelrnn": MultiScalePixelRNN,
+    "vae": VAE,
 }
 
 

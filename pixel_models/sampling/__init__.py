@@ -25,6 +25,8 @@ from pixel_models.sampling.sampler import (
 )
 
 SAMPLERS = ("fast", "naive")
+# The stream of a latent model's z (`sample`): no unit's key (`fold_in(rng, unit)`).
+LATENT_STREAM = 2**31 - 1
 
 __all__ = [
     "SAMPLERS",
@@ -84,7 +86,9 @@ def sample(
         PixelRNN, whose subsampled pixels come first), the free subpixels
         before a known one are drawn without seeing it: not the posterior,
         which is then intractable.
-      cond: the model's `cond` (labels, embeddings, or the auto-encoder's code).
+      cond: the model's `cond` (labels, embeddings, the auto-encoder's code, or
+        a latent model's z; None draws z from its prior with
+        `fold_in(rng, LATENT_STREAM)`).
       temperature: > 0; scales the distribution (see its `sample`).
       sampler: "fast" or "naive": the same images for the same `rng`.
       on_row: called with the number of rows done after each row (progress;
@@ -100,6 +104,14 @@ def sample(
         raise ValueError(f"temperature must be > 0 and finite, got {temperature}")
     x = images.check(x, model.distribution.num_levels, "x (the starting images)")
     known = jnp.zeros(x.shape, bool) if known is None else _checked_known(known, x.shape)
+    if model.LATENT:
+        if bool(known.any()):
+            raise ValueError(
+                f"{type(model).__name__} is a latent-variable model: it does not complete "
+                "images (p(rest | kept) needs its intractable posterior)"
+            )
+        if cond is None:
+            cond = model.sample_latent(variables, jax.random.fold_in(rng, LATENT_STREAM), len(x))
     passes = stages(model, variables, cond)
     height = x.shape[1]
     total_rows = sum(len(range(height)[stage.rows]) for stage in passes)

@@ -1,4 +1,5 @@
-"""Exact negative log-likelihood of a whole split (every example once)."""
+"""Exact negative log-likelihood of a whole split (every example once), or
+the bound of a latent-variable model on it."""
 
 import json
 import math
@@ -13,34 +14,48 @@ from pixel_models.data.sources import ImageSource
 from pixel_models.training.experiment import Experiment
 from pixel_models.training.progress import progress_bar
 
+# Folded into the run's seed for the z of a latent model's bound: the same
+# draws at every evaluation, and none shared with training's.
+_EVAL_RNG_STREAM = 1_000_003
 
-def evaluate(experiment: Experiment, params, source: ImageSource) -> dict[str, float | int]:
+
+def evaluate(
+    experiment: Experiment, params, source: ImageSource, num_samples: int = 1
+) -> dict[str, float | int]:
     """Mean NLL per image (nats) and bits/dim of `params` on all of `source`.
 
     Batches are global (`eval_batch_size` over all devices and hosts); the
     last one is padded and masked. Returns `num_examples`, `nll_nats`,
-    `bits_per_dim`.
+    `bits_per_dim`; for a latent-variable model, the NLL is the negative of
+    its bound with `num_samples` importance samples (the ELBO for 1), its z
+    drawn from the run's seed, and `kl_nats` is the mean KL term.
     """
     batch_size = experiment.config.eval_batch_size
+    step = experiment.eval_step if num_samples == 1 else experiment.make_eval_step(num_samples)
+    rng = jax.random.fold_in(jax.random.key(experiment.config.seed), _EVAL_RNG_STREAM)
     outputs = []
     num_batches = math.ceil(len(source) / batch_size)
     batches = input_pipeline.eval_batches(source, batch_size)
-    for local_batch, mask in progress_bar(
-        batches, total=num_batches, desc="eval", unit="batch", leave=False
+    for index, (local_batch, mask) in enumerate(
+        progress_bar(batches, total=num_batches, desc="eval", unit="batch", leave=False)
     ):
         batch = experiment.device_batch(local_batch, mask=mask)
-        outputs.append(experiment.eval_step(params, batch))
+        outputs.append(step(params, batch, jax.random.fold_in(rng, index)))
     outputs = jax.device_get(outputs)  # one sync at the end keeps the device busy
     total = math.fsum(float(out["nll_sum"]) for out in outputs)
     count = sum(int(out["count"]) for out in outputs)
     if count != len(source):
         raise RuntimeError(f"scored {count} examples of {len(source)}")
     nll = total / count
-    return {
+    result = {
         "num_examples": count,
         "nll_nats": nll,
         "bits_per_dim": float(likelihood.bits_per_dim(nll, experiment.image_shape)),
     }
+    if experiment.model.LATENT:
+        result["kl_nats"] = math.fsum(float(out["kl_sum"]) for out in outputs) / count
+        result["importance_samples"] = num_samples
+    return result
 
 
 def output_path(

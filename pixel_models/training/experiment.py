@@ -12,7 +12,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from pixel_models import data
+from pixel_models import data, likelihood
 from pixel_models.interface import PixelModel
 from pixel_models.models.registry import build_model
 from pixel_models.training import sharding, steps, train_state
@@ -125,10 +125,13 @@ class Experiment:
         `CONDITIONED_ON`, e.g. the auto-encoder's own code of x)."""
         return self.cond_key or self.model.CONDITIONED_ON
 
-    @property
-    def likelihood(self) -> str:
-        """What the evaluated NLL is the negative log of: "p(x)", "p(x | label)", or
-        the model's own statement (its `LIKELIHOOD`)."""
+    def likelihood(self, num_samples: int = 1) -> str:
+        """What the evaluated NLL is the negative log of: "p(x)", "p(x | label)",
+        the model's own statement (its `LIKELIHOOD`), or, for a latent-variable
+        model scored with `num_samples` importance samples, which bound
+        (`likelihood.bound_name`)."""
+        if self.model.LATENT:
+            return likelihood.bound_name(num_samples)
         default = "p(x)" if self.conditioned_on is None else f"p(x | {self.conditioned_on})"
         return self.model.LIKELIHOOD or default
 
@@ -190,13 +193,24 @@ class Experiment:
 
     @functools.cached_property
     def eval_step(self):
-        """`(params, batch) -> {nll_sum, count}` (replicated); the batch as for
+        """`make_eval_step(1)`: the step of the evaluations during training."""
+        return self.make_eval_step(1)
+
+    def make_eval_step(self, num_samples: int):
+        """`(params, batch, rng) -> {nll_sum, count}` (replicated; and
+        `kl_sum` for a latent-variable model, scored by its bound with
+        `num_samples` importance samples drawn from `rng`); the batch as for
         `train_step` plus `mask[B]`, B = `eval_batch_size`."""
         step = functools.partial(
-            steps.eval_step, self.model, cond_key=self.cond_key, chunk_size=self.eval_chunk_size
+            steps.eval_step,
+            self.model,
+            cond_key=self.cond_key,
+            chunk_size=self.eval_chunk_size,
+            num_samples=num_samples,
         )
+        replicated = sharding.replicated(self.mesh)
         return jax.jit(
             step,
-            in_shardings=(sharding.replicated(self.mesh), sharding.batch_sharding(self.mesh)),
-            out_shardings=sharding.replicated(self.mesh),
+            in_shardings=(replicated, sharding.batch_sharding(self.mesh), replicated),
+            out_shardings=replicated,
         )

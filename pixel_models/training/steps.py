@@ -27,10 +27,14 @@ def mean_nll(
     model: nn.Module, params, batch: Batch, cond_key: str | None, rng: jax.Array | None = None
 ) -> jnp.ndarray:
     """Mean negative log-likelihood per image in nats (the training loss) of
-    `batch["image"]`, conditioned on `batch[cond_key]` when a key is given.
+    `batch["image"]`, conditioned on `batch[cond_key]` when a key is given;
+    for a latent-variable model, the negative ELBO (`likelihood.bound`).
 
-    With `rng`, the model runs in training mode (`train=True`, dropout rng).
+    With `rng`, the model runs in training mode (`train=True`, dropout rng),
+    and a latent model draws its z from it.
     """
+    if model.LATENT:
+        return -likelihood.bound(model, {"params": params}, batch["image"], rng)[0].mean()
     cond = batch[cond_key] if cond_key else None
     train = rng is not None
     return -likelihood.log_prob(model, {"params": params}, batch["image"], cond, train, rng).mean()
@@ -119,17 +123,32 @@ def eval_step(
     model: nn.Module,
     params,
     batch: Batch,
+    rng: jax.Array | None = None,
     cond_key: str | None = None,
     chunk_size: int | None = None,
+    num_samples: int = 1,
 ) -> dict[str, jnp.ndarray]:
     """Summed NLL (nats) and count over the examples of `batch` (`image`,
     `mask[B]`, and `batch[cond_key]` when given) whose mask is true.
 
+    A latent-variable model's NLL is the negative of its bound with
+    `num_samples` importance samples (`likelihood.bound`), its z drawn from
+    `rng` (required), and the sum of its KL terms is `kl_sum`.
     With `chunk_size` (dividing B), the batch is scored in `B // chunk_size`
     chunks (`strided_chunks`, `step_chunk_size`): the same sum. Each
     iteration of the loop over them scores up to `_EVAL_CHUNKS_PER_ITERATION`
     chunks side by side.
     """
+    if model.LATENT:
+        if rng is None:
+            raise ValueError("a latent-variable model's bound needs an rng")
+        image, mask = batch["image"], batch["mask"]
+        bound, kl = likelihood.bound(model, {"params": params}, image, rng, num_samples)
+        return {
+            "nll_sum": jnp.where(mask, -bound, 0.0).sum(),
+            "kl_sum": jnp.where(mask, kl, 0.0).sum(),
+            "count": mask.sum(),
+        }
 
     def nll_sum(chunk: Batch) -> jnp.ndarray:
         cond = chunk[cond_key] if cond_key else None

@@ -165,13 +165,8 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
                     summary.update(step=step, train_loss_nats=scalars["loss"])
                 if _is_due(step, config.eval_every_steps, last):
                     result = evaluation.evaluate(experiment, state.eval_params(), run.eval_data)
-                    writer.write(
-                        step,
-                        {
-                            "eval_nll_nats": result["nll_nats"],
-                            "eval_bits_per_dim": result["bits_per_dim"],
-                        },
-                    )
+                    scored = ("nll_nats", "bits_per_dim", "kl_nats")  # kl: latent models
+                    writer.write(step, {f"eval_{k}": result[k] for k in scored if k in result})
                     summary.update(
                         eval_split=config.dataset.eval_split,
                         **{f"eval_{k}": v for k, v in result.items()},
