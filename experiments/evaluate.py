@@ -114,4 +114,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    program.start(main)
+    program.start(main, stops_at_once=True)

@@ -11,7 +11,9 @@ import itertools
 import os
 import pathlib
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 import jax
@@ -171,20 +173,48 @@ def fail(program: str, error: BaseException) -> None:
 
 
 def start(
-    main: Callable[[list[str]], None], saved_config: bool = False, joins_job: bool = True
+    main: Callable[[list[str]], None],
+    saved_config: bool = False,
+    joins_job: bool = True,
+    stops_at_once: bool = False,
 ) -> None:
     """`absl.app.run(main)` with `parse_flags` (`saved_config`: see there);
     `joins_job=False` for a program that only starts or reads runs (sweep,
     report, plot): it never joins a multi-process job. Ctrl-C outside the
     training loop (which saves first: `trainer.train`) exits 130 with one
-    line, at once: queued device work is dropped, not waited for."""
+    line, at once: queued device work is dropped, not waited for.
+    `stops_at_once`: for a program with nothing to save (sample, evaluate),
+    even while Python waits in XLA (a compile), which a KeyboardInterrupt
+    would wait out (`_exit_on_ctrl_c`)."""
     global _JOINS_JOB
     _JOINS_JOB = joins_job
+    if stops_at_once:
+        _exit_on_ctrl_c()
     try:
         app.run(main, flags_parser=functools.partial(parse_flags, saved_config=saved_config))
     except KeyboardInterrupt:
-        program = pathlib.Path(sys.argv[0]).stem
-        print(f"{program}: interrupted (Ctrl-C)", file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
+        _interrupted()
+
+
+def _interrupted() -> None:
+    """One line, and exit 130 now, without waiting for queued device work."""
+    print(f"{pathlib.Path(sys.argv[0]).stem}: interrupted (Ctrl-C)", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def _exit_on_ctrl_c() -> None:
+    """Exit on SIGINT from a thread that watches the signal's wakeup fd: the C
+    handler writes to it at once, while the main thread, which alone runs
+    Python's handlers, may be inside a call into XLA for minutes."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd)
+
+    def watch() -> None:
+        while True:
+            if signal.SIGINT in os.read(read_fd, 16):
+                _interrupted()
+
+    threading.Thread(target=watch, name="ctrl-c", daemon=True).start()
