@@ -220,6 +220,7 @@ def test_members_pin_themselves_without_python_between_fork_and_exec(tmp_path):
         assert len(share) == len(cpu_share())
 
 
+@pytest.mark.slow
 def test_slurm_array_job_runs_its_member_with_the_same_bits(swept, tmp_path):
     config, root, _ = swept
     bin_folder, other = tmp_path / "bin", tmp_path / "other root"
@@ -334,8 +335,8 @@ def test_command_line_fields_are_typed_and_set_in_every_member(sweep_config, tmp
     "spec,message",  # {tests}: the tests' sweep config file
     [
         ("{tests}:nope", "no sweep or recipe 'nope': no binarized_mnist recipe for model 'nope'"),
-        ("{tests}:nope", "pixelcnn_pp, row_lstm; sweeps: see its get_sweep"),
-        ("configs/binarized_mnist.py:nope", "pixelcnn_pp, row_lstm; sweeps: cpu20, seeds"),
+        ("{tests}:nope", "row_lstm, vae; sweeps: see its get_sweep"),
+        ("configs/binarized_mnist.py:nope", "row_lstm, vae; sweeps: cpu20, seeds, zoo"),
         ("configs/mnist.py:nope", "recipes: gated_pixelcnn, pixelcnn; the file defines no sweeps"),
         ("{tests}:typo", "member 0 (pixelcnn,tiny): no config field 'optimizer.lr'"),
         ("{tests}:grid --coordinator_address=h:1", "--coordinator_address: sweep joins no JAX"),
