@@ -58,6 +58,7 @@ def test_outputs_from_their_window_equal_the_whole_convolution(layer):
             np.testing.assert_allclose(out, expected, atol=1e-5, err_msg=message)
 
 
+@pytest.mark.slow
 def test_fast_matches_naive_on_binary_grey_images_at_three_resolutions():
     # 4x8 -> 2x4 -> 1x2: the coarsest maps are a single row.
     model, shape = PixelCNNPP(2, num_scales=3, **TINY), (2, 4, 8, 1)
@@ -71,6 +72,7 @@ def test_fast_matches_naive_on_rgb_at_one_resolution():
     assert_fast_matches_naive(model, variables, shape)
 
 
+@pytest.mark.slow
 def test_fast_matches_naive_on_rgb_with_class_labels_at_two_resolutions():
     model, shape = PixelCNNPP(4, num_scales=2, num_classes=3, **TINY), (3, 8, 4, 3)
     labels = jnp.array([2, 0, 1])

@@ -12,7 +12,9 @@ from tests.sampling_checks import assert_fast_matches_naive
 MODELS = ["row_lstm", "diagonal_bilstm"]
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(
+    "name", ["row_lstm", pytest.param("diagonal_bilstm", marks=pytest.mark.slow)]
+)
 def test_fast_matches_naive_on_rgb_with_skip_connections_and_wide_kernels(name):
     # The 7x7 input conv (and the Row LSTM's width-5 convs) reach past every
     # border of a 5x4 image.

@@ -43,6 +43,7 @@ def _faults_per_step(mode: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_keep_host_memory_stops_per_step_page_faults():
     default, kept = _faults_per_step("default"), _faults_per_step("keep")

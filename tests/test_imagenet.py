@@ -222,8 +222,8 @@ def test_host_memory_stays_far_below_the_set_size(tmp_path):
 
 
 CLI_RUNS = [
-    ("imagenet32", "row_lstm,tiny"),
-    ("imagenet64", "gated_pixelcnn,conditional,tiny"),
+    pytest.param("imagenet32", "row_lstm,tiny", marks=pytest.mark.slow),
+    pytest.param("imagenet64", "gated_pixelcnn,conditional,tiny", marks=pytest.mark.slow),
 ]
 
 

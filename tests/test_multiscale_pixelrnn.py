@@ -83,6 +83,7 @@ def test_subsampled_pixels_are_scored_once_by_the_small_network():
     np.testing.assert_allclose(full.sum(axis=(1, 2, 3)), expected, rtol=1e-6)
 
 
+@pytest.mark.slow  # the contract test checks the tiny multi-scale model too
 @pytest.mark.parametrize(
     "rnn,shape,levels,overrides",
     [
@@ -124,6 +125,7 @@ def test_refuses_a_cond_a_bad_scale_an_unknown_rnn_and_a_raster_stepper():
         sampling.make_stepper(multiscale(2), {}, "fast")
 
 
+@pytest.mark.slow
 def test_a_few_train_steps_lower_the_loss(data_dir):
     config = binarized_mnist.get_config("multiscale_pixelrnn,tiny")
     config.dataset.data_dir = str(data_dir)

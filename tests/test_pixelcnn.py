@@ -71,6 +71,7 @@ def test_log_prob_is_sum_of_conditionals_and_bits_per_dim():
     np.testing.assert_allclose(likelihood.bits_per_dim(48 * np.log(256), (4, 4, 3)), 8.0)
 
 
+@pytest.mark.slow
 def test_bfloat16_model_gives_float32_log_probs():
     model = pixelcnn(256, dtype=jnp.bfloat16)
     variables = init(model, (4, 4, 3))

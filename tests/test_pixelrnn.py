@@ -222,6 +222,7 @@ def test_diagonal_bilstm_is_forward_plus_shifted_mirror():
     np.testing.assert_allclose(out, forward + backward, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_remat_and_bfloat16_keep_the_numbers(name):
     shape = (4, 4, 3)

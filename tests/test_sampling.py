@@ -205,6 +205,7 @@ def test_ctrl_c_stops_sampling_at_once(tiny_run, tmp_path):
     assert not (tmp_path / "grid.png").exists()
 
 
+@pytest.mark.slow
 def test_sample_cli_decodes_the_autoencoders_codes(tmp_path, data_dir):
     """The auto-encoder's fast sampler needs a code: the CLI encodes eval
     images and decodes each code `--num_completions` times."""

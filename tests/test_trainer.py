@@ -457,6 +457,7 @@ def test_training_writes_sample_grids(tmp_path, data_dir):
     assert (images[0].height, images[0].width) == (2 * 30 + 2, 2 * 30 + 2)  # 4 samples, 2x2
 
 
+@pytest.mark.slow
 def test_pixelcnn_pp_keeps_its_ema_and_dropout_stream_across_a_resume(tmp_path, data_dir):
     """PixelCNN++ trains with dropout and evaluates its Polyak average; a run
     stopped at step 4 and resumed ends where an unbroken run of 8 steps does,
