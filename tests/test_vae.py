@@ -3,6 +3,7 @@ log p(x) = log E_{z ~ p(z)} p(x | z) is estimated closely enough to check
 them: ELBO <= importance-weighted bound <= log p(x), the bound rising to
 log p(x) with k; and the programs that say a bound is a bound."""
 
+import itertools
 import json
 
 import jax
@@ -13,7 +14,9 @@ import pytest
 
 from pixel_models import build_model, likelihood
 from pixel_models.training import trainer
+from tests import model_checks
 from tests.helpers import run_ok, tiny_config, tiny_model_config
+from tests.sampling_checks import assert_fast_matches_naive
 
 SHAPE = (2, 2, 1)
 ALL_IMAGES = jnp.asarray([[(n >> b) & 1 for b in range(4)] for n in range(16)], jnp.int32).reshape(
@@ -81,6 +84,38 @@ def test_elbo_below_iwae_below_log_px_and_iwae_rises_to_it(vae):
     _, kl1 = likelihood.bound(model, variables, ALL_IMAGES, jax.random.key(5))
     np.testing.assert_allclose(kl, kl1, rtol=1e-6)
     assert np.all(np.asarray(kl) > 0)
+
+
+def test_a_logistic_mixture_decoder_is_causal_normalised_and_sampled_given_z():
+    """The colour decoder (PixelCNN++'s mixture per pixel): given z, each
+    channel depends on its pixel's earlier ones only; p(x | z) sums to 1 over
+    all 4,096 images of 1x2 pixels at 4 levels; fast and naive samples agree."""
+    model = build_model(
+        dict(
+            name="vae",
+            num_levels=4,
+            latent_dim=2,
+            hidden_dim=8,
+            num_hidden=1,
+            output="logistic_mixture",
+            num_mixtures=2,
+        )
+    )
+    shape = (1, 2, 3)
+    z = jnp.asarray([[0.3, -1.2]])
+    variables = model_checks.random_variables(model, jnp.zeros((1, *shape), jnp.int32), z)
+    compiled = model_checks.compiled(model)
+    order = model.subpixel_order(shape)
+    assert order.tolist() == [[[0, 1, 2], [0, 1, 2]]]
+    model_checks.assert_causal(compiled, variables, shape, 4, cond=z, order=order)
+    images = jnp.asarray(list(itertools.product(range(4), repeat=6)), jnp.int32).reshape(-1, *shape)
+    log_p = likelihood.log_prob(model, variables, images, jnp.repeat(z, len(images), axis=0))
+    np.testing.assert_allclose(jax.nn.logsumexp(log_p), 0.0, atol=1e-4)
+    assert_fast_matches_naive(model, variables, (3, *shape), cond=jnp.repeat(z, 3, axis=0))
+    with pytest.raises(ValueError, match="model.output='gaussian': use one of softmax, logistic"):
+        build_model(dict(name="vae", num_levels=4, output="gaussian")).init(
+            jax.random.key(0), images[:1]
+        )
 
 
 def test_exact_and_bound_routes_refuse_each_others_models(vae):

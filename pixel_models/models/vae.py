@@ -4,7 +4,10 @@ likelihoods are compared with.
 
 p(x) = ∫ p(x | z) p(z) dz with a standard normal prior p(z) over
 `latent_dim` numbers and a factorised decoder p(x | z): a K-way softmax per
-subpixel (a Bernoulli for binary images), all subpixels independent given z.
+subpixel (a Bernoulli for binary images), all subpixels independent given z;
+or, with `output="logistic_mixture"` (8-bit colour), PixelCNN++'s discretized
+logistic mixture of `num_mixtures` components per pixel, the pixels
+independent given z and each pixel's channels R -> G -> B within it.
 The posterior q(z | x) is a diagonal Gaussian. Encoder and decoder are MLPs
 of `num_hidden` tanh layers of `hidden_dim` units, the one-stochastic-layer
 architecture of the IWAE paper (Burda et al. 2016, Sec. 5: 2 x 200 units,
@@ -24,11 +27,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pixel_models.distributions import CategoricalModel
+from pixel_models.distributions import Categorical, DiscretizedLogisticMixture
 from pixel_models.interface import PixelModel, Stepper
 from pixel_models.layers.pixel_io import scale_pixels
 
 _LOG_2PI = math.log(2 * math.pi)
+# The decoder's output distributions (`VAE.output`).
+OUTPUTS = ("softmax", "logistic_mixture")
 
 
 def normal_log_density(z: jnp.ndarray, mean=0.0, log_std=0.0) -> jnp.ndarray:
@@ -57,46 +62,67 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """`z[N, latent_dim]` -> logits `[N, H, W, C, K]` (float32) of p(x | z)."""
+    """`z[N, latent_dim]` -> the parameters `[N, *out_shape]` (float32) of p(x | z)."""
 
-    num_levels: int
     hidden_dim: int
     num_hidden: int
     dtype: Any = None
 
     @nn.compact
-    def __call__(self, z: jnp.ndarray, image_shape: tuple[int, int, int]) -> jnp.ndarray:
+    def __call__(self, z: jnp.ndarray, out_shape: tuple[int, ...]) -> jnp.ndarray:
         h = z
         for _ in range(self.num_hidden):
             h = jnp.tanh(nn.Dense(self.hidden_dim, dtype=self.dtype)(h))
-        logits = nn.Dense(math.prod(image_shape) * self.num_levels, dtype=self.dtype)(h)
-        return logits.astype(jnp.float32).reshape(len(z), *image_shape, self.num_levels)
+        out = nn.Dense(math.prod(out_shape), dtype=self.dtype)(h)
+        return out.astype(jnp.float32).reshape(len(z), *out_shape)
 
 
-class VAE(CategoricalModel, PixelModel):
-    """`x[B, H, W, C]` levels and `cond = z[B, latent_dim]` -> logits
-    `[B, H, W, C, K]` of p(x | z). With no `cond`, z is the posterior mean of
-    x: a reconstruction, which is how `init` builds both networks (and no
-    likelihood: `likelihood.log_prob` refuses a latent model without z)."""
+class VAE(PixelModel):
+    """`x[B, H, W, C]` levels and `cond = z[B, latent_dim]` -> the parameters
+    of p(x | z): logits `[B, H, W, C, K]` (`output="softmax"`), or the
+    mixture's `[B, H, W, P]` (`output="logistic_mixture"`). With no `cond`,
+    z is the posterior mean of x: a reconstruction, which is how `init` builds
+    both networks (and no likelihood: `likelihood.log_prob` refuses a latent
+    model without z)."""
 
     num_levels: int
     latent_dim: int = 50
     hidden_dim: int = 200
     num_hidden: int = 2
+    output: str = "softmax"
+    num_mixtures: int = 1
     dtype: Any = None
 
     LATENT: ClassVar[bool] = True
+
+    @property
+    def distribution(self) -> Categorical | DiscretizedLogisticMixture:
+        """The output distribution `__call__` returns the parameters of."""
+        if self.output not in OUTPUTS:
+            raise ValueError(f"model.output={self.output!r}: use one of {', '.join(OUTPUTS)}")
+        if self.output == "logistic_mixture":
+            return DiscretizedLogisticMixture(self.num_mixtures, self.num_levels)
+        return Categorical(self.num_levels)
 
     def setup(self):
         self.encoder = MLPEncoder(
             self.latent_dim, self.num_levels, self.hidden_dim, self.num_hidden, self.dtype
         )
-        self.decoder = MLPDecoder(self.num_levels, self.hidden_dim, self.num_hidden, self.dtype)
+        self.decoder = MLPDecoder(self.hidden_dim, self.num_hidden, self.dtype)
 
     def __call__(self, x: jnp.ndarray, cond=None, train: bool = False) -> jnp.ndarray:
         del train  # no dropout
         z = self.encoder(x)[0] if cond is None else _checked_latent(cond, len(x), self)
-        return self.decoder(z, x.shape[1:])
+        return self._decode(z, x.shape[1:])
+
+    def _decode(self, z: jnp.ndarray, image_shape: tuple[int, int, int]) -> jnp.ndarray:
+        """The parameters of p(x | z) for z `[N, latent_dim]`: `[N, H, W, C, K]`
+        logits, or the mixture's `[N, H, W, P]`."""
+        height, width, channels = image_shape
+        distribution = self.distribution
+        if distribution.samples_whole_pixels:
+            return self.decoder(z, (height, width, distribution.num_params(channels)))
+        return self.decoder(z, (height, width, channels, self.num_levels))
 
     def log_weights(self, x: jnp.ndarray, num_samples: int) -> dict[str, jnp.ndarray]:
         """For `num_samples` draws z_i ~ q(z | x) (rng "latent"): `log_px_z`,
@@ -106,9 +132,9 @@ class VAE(CategoricalModel, PixelModel):
         mean, log_std = self.encoder(x)
         eps = jax.random.normal(self.make_rng("latent"), (num_samples, *mean.shape))
         z = mean + jnp.exp(log_std) * eps
-        logits = self.decoder(z.reshape(-1, self.latent_dim), x.shape[1:])
+        params = self._decode(z.reshape(-1, self.latent_dim), x.shape[1:])
         targets = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
-        log_px_z = self.distribution.log_prob(logits, targets).sum(axis=(1, 2, 3))
+        log_px_z = self.distribution.log_prob(params, targets).sum(axis=(1, 2, 3))
         kl = 0.5 * jnp.sum(mean**2 + jnp.exp(2 * log_std) - 1.0 - 2 * log_std, axis=-1)
         return {
             "log_px_z": log_px_z.reshape(num_samples, len(x)),
@@ -118,7 +144,11 @@ class VAE(CategoricalModel, PixelModel):
 
     @nn.nowrap
     def subpixel_order(self, image_shape: tuple[int, int, int]) -> np.ndarray:
-        """All in one place: given z, no subpixel's conditional depends on another."""
+        """Given z, no pixel's conditionals depend on another pixel: a categorical
+        decoder's subpixels are all in one place, a mixture's channels follow
+        each other within their pixel."""
+        if self.distribution.samples_whole_pixels:
+            return np.broadcast_to(np.arange(image_shape[-1]), image_shape).copy()
         return np.zeros(image_shape, int)
 
     @nn.nowrap
@@ -129,7 +159,7 @@ class VAE(CategoricalModel, PixelModel):
 
     @nn.nowrap
     def fast_stepper(self, variables, cond=None) -> Stepper:
-        """Decodes z = `cond` once; each step reads its pixel's logits (the
+        """Decodes z = `cond` once; each step reads its pixel's parameters (the
         subpixels are independent given z)."""
         if cond is None:
             raise ValueError("a VAE samples given z: pass cond=model.sample_latent(...)")
@@ -137,10 +167,10 @@ class VAE(CategoricalModel, PixelModel):
         def init(x: jnp.ndarray) -> jnp.ndarray:
             return self.apply(variables, x, cond)
 
-        def step(logits, x, i, j):
+        def step(params, x, i, j):
             del x
-            pixel = jax.lax.dynamic_slice_in_dim(logits, i, 1, axis=1)
-            return logits, jax.lax.dynamic_slice_in_dim(pixel, j, 1, axis=2)
+            pixel = jax.lax.dynamic_slice_in_dim(params, i, 1, axis=1)
+            return params, jax.lax.dynamic_slice_in_dim(pixel, j, 1, axis=2)
 
         return Stepper(init, step)
 
