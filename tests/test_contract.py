@@ -68,8 +68,10 @@ def test_fast_sampler_draws_the_naive_samplers_images(name):
     assert_fast_matches_naive(model, variables, shape, cond=cond)
 
 
-# PixelCNN++ compiles slowest; its training and scoring have fast checks of their own.
-TRAINED = [pytest.param(n, marks=pytest.mark.slow) if n == "pixelcnn_pp" else n for n in NAMES]
+# The two that compile slowest (PixelCNN++, and the auto-encoder's encoder and
+# decoder) are long checks; the trainer's own tests train the others' kind.
+SLOWEST = ("pixelcnn_pp", "pixelcnn_autoencoder")
+TRAINED = [pytest.param(n, marks=pytest.mark.slow) if n in SLOWEST else n for n in NAMES]
 
 
 @pytest.mark.parametrize("name", TRAINED)

@@ -36,7 +36,10 @@ def test_pixelcnn_on_rgb():  # grey images: tests/test_contract.py
 # The float-embedding conditioning is the auto-encoder's (its code).
 @pytest.mark.parametrize(
     "kind,shape,levels,fields",
-    [("none", *GREY, dict(kernel_size=5)), ("label", *RGB, dict(num_classes=NUM_CLASSES))],
+    [
+        ("none", *GREY, dict(kernel_size=5)),
+        pytest.param("label", *RGB, dict(num_classes=NUM_CLASSES), marks=pytest.mark.slow),
+    ],
 )
 def test_gated_pixelcnn(kind, shape, levels, fields):
     model = GatedPixelCNN(levels, **TINY_GATED, **fields)

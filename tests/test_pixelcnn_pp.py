@@ -77,6 +77,7 @@ def test_normalised(setup, shape, num_scales):
     model_checks.assert_normalised(model, variables, shape)
 
 
+@pytest.mark.slow
 def test_dropout_only_in_training(setup):
     shape = (4, 4, 1)
     model, variables = setup(shape, 2)
