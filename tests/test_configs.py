@@ -85,6 +85,7 @@ CPU_CHUNK_PIXELS = {
         pixelcnn_pp=8192,
         multiscale_pixelrnn=0,
         vae=0,
+        pixel_vae=2048,
     ),
     "mnist": dict(pixelcnn=2048, gated_pixelcnn=2048),
     "cifar10": dict(

@@ -6,6 +6,7 @@ import ml_collections
 
 from pixel_models.models.gated_pixelcnn import GatedPixelCNN
 from pixel_models.models.multiscale_pixelrnn import MultiScalePixelRNN
+from pixel_models.models.pixel_vae import PixelVAE
 from pixel_models.models.pixelcnn import PixelCNN
 from pixel_models.models.pixelcnn_autoencoder import PixelCNNAutoEncoder
 from pixel_models.models.pixelcnn_pp import PixelCNNPP
@@ -21,6 +22,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "pixelcnn_autoencoder": PixelCNNAutoEncoder,
     "multiscale_pixelrnn": MultiScalePixelRNN,
     "vae": VAE,
+    "pixel_vae": PixelVAE,
 }
 
 

@@ -20,6 +20,7 @@ bounds (`pixel_models.likelihood.bound`), never an exact NLL. Given
 """
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -40,6 +41,46 @@ def normal_log_density(z: jnp.ndarray, mean=0.0, log_std=0.0) -> jnp.ndarray:
     """`log N(z; mean, exp(log_std)^2)` summed over the last axis."""
     eps = (z - mean) * jnp.exp(-log_std)
     return jnp.sum(-0.5 * (eps**2 + _LOG_2PI) - log_std, axis=-1)
+
+
+class GaussianLatent:
+    """What a latent-variable model of z ~ N(0, I) (`latent_dim` numbers) and a
+    diagonal Gaussian posterior shares: the terms of the bounds, and draws
+    from the prior (the `LATENT` part of `pixel_models.interface`)."""
+
+    LATENT: ClassVar[bool] = True
+
+    def gaussian_log_weights(
+        self,
+        x: jnp.ndarray,
+        posterior: tuple[jnp.ndarray, jnp.ndarray],
+        num_samples: int,
+        decode: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray],
+    ) -> dict[str, jnp.ndarray]:
+        """For `num_samples` draws z_i ~ q(z | x) = N(mean, exp(log_std)^2)
+        (`posterior`, each `[B, latent_dim]`; rng "latent"): `log_px_z`,
+        log p(x | z_i), and `log_pz_qz`, log p(z_i) - log q(z_i | x), each
+        `[num_samples, B]`; and `kl[B]`, KL(q(z | x) || p(z)) in closed form.
+        All float32 nats. `decode(z[N, D], x[N, H, W, C])` gives the
+        parameters of p(x | z) for the N = num_samples * B pairs."""
+        mean, log_std = posterior
+        eps = jax.random.normal(self.make_rng("latent"), (num_samples, *mean.shape))
+        z = mean + jnp.exp(log_std) * eps
+        targets = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
+        params = decode(z.reshape(-1, mean.shape[-1]), targets)
+        log_px_z = self.distribution.log_prob(params, targets).sum(axis=(1, 2, 3))
+        kl = 0.5 * jnp.sum(mean**2 + jnp.exp(2 * log_std) - 1.0 - 2 * log_std, axis=-1)
+        return {
+            "log_px_z": log_px_z.reshape(num_samples, len(x)),
+            "log_pz_qz": normal_log_density(z) - normal_log_density(z, mean, log_std),
+            "kl": kl,
+        }
+
+    @nn.nowrap
+    def sample_latent(self, variables, rng: jax.Array, num: int) -> jnp.ndarray:
+        """z `[num, latent_dim]` from the prior N(0, I)."""
+        del variables
+        return jax.random.normal(rng, (num, self.latent_dim))
 
 
 class MLPEncoder(nn.Module):
@@ -77,7 +118,7 @@ class MLPDecoder(nn.Module):
         return out.astype(jnp.float32).reshape(len(z), *out_shape)
 
 
-class VAE(PixelModel):
+class VAE(GaussianLatent, PixelModel):
     """`x[B, H, W, C]` levels and `cond = z[B, latent_dim]` -> the parameters
     of p(x | z): logits `[B, H, W, C, K]` (`output="softmax"`), or the
     mixture's `[B, H, W, P]` (`output="logistic_mixture"`). With no `cond`,
@@ -92,8 +133,6 @@ class VAE(PixelModel):
     output: str = "softmax"
     num_mixtures: int = 1
     dtype: Any = None
-
-    LATENT: ClassVar[bool] = True
 
     @property
     def distribution(self) -> Categorical | DiscretizedLogisticMixture:
@@ -112,7 +151,7 @@ class VAE(PixelModel):
 
     def __call__(self, x: jnp.ndarray, cond=None, train: bool = False) -> jnp.ndarray:
         del train  # no dropout
-        z = self.encoder(x)[0] if cond is None else _checked_latent(cond, len(x), self)
+        z = self.encoder(x)[0] if cond is None else checked_latent(cond, len(x), self)
         return self._decode(z, x.shape[1:])
 
     def _decode(self, z: jnp.ndarray, image_shape: tuple[int, int, int]) -> jnp.ndarray:
@@ -125,22 +164,12 @@ class VAE(PixelModel):
         return self.decoder(z, (height, width, channels, self.num_levels))
 
     def log_weights(self, x: jnp.ndarray, num_samples: int) -> dict[str, jnp.ndarray]:
-        """For `num_samples` draws z_i ~ q(z | x) (rng "latent"): `log_px_z`,
-        log p(x | z_i), and `log_pz_qz`, log p(z_i) - log q(z_i | x), each
-        `[num_samples, B]`; and `kl[B]`, KL(q(z | x) || p(z)) in closed form.
-        All float32 nats."""
-        mean, log_std = self.encoder(x)
-        eps = jax.random.normal(self.make_rng("latent"), (num_samples, *mean.shape))
-        z = mean + jnp.exp(log_std) * eps
-        params = self._decode(z.reshape(-1, self.latent_dim), x.shape[1:])
-        targets = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
-        log_px_z = self.distribution.log_prob(params, targets).sum(axis=(1, 2, 3))
-        kl = 0.5 * jnp.sum(mean**2 + jnp.exp(2 * log_std) - 1.0 - 2 * log_std, axis=-1)
-        return {
-            "log_px_z": log_px_z.reshape(num_samples, len(x)),
-            "log_pz_qz": normal_log_density(z) - normal_log_density(z, mean, log_std),
-            "kl": kl,
-        }
+        """The terms of the bounds (`GaussianLatent.gaussian_log_weights`)."""
+
+        def decode(z: jnp.ndarray, targets: jnp.ndarray) -> jnp.ndarray:
+            return self._decode(z, targets.shape[1:])
+
+        return self.gaussian_log_weights(x, self.encoder(x), num_samples, decode)
 
     @nn.nowrap
     def subpixel_order(self, image_shape: tuple[int, int, int]) -> np.ndarray:
@@ -150,12 +179,6 @@ class VAE(PixelModel):
         if self.distribution.samples_whole_pixels:
             return np.broadcast_to(np.arange(image_shape[-1]), image_shape).copy()
         return np.zeros(image_shape, int)
-
-    @nn.nowrap
-    def sample_latent(self, variables, rng: jax.Array, num: int) -> jnp.ndarray:
-        """z `[num, latent_dim]` from the prior N(0, I)."""
-        del variables
-        return jax.random.normal(rng, (num, self.latent_dim))
 
     @nn.nowrap
     def fast_stepper(self, variables, cond=None) -> Stepper:
@@ -175,7 +198,7 @@ class VAE(PixelModel):
         return Stepper(init, step)
 
 
-def _checked_latent(cond, batch: int, model: VAE) -> jnp.ndarray:
+def checked_latent(cond, batch: int, model: GaussianLatent) -> jnp.ndarray:
     """A given z as float32 `[batch, latent_dim]`; a ValueError if it is not one."""
     z = jnp.asarray(cond)
     if z.shape != (batch, model.latent_dim) or not jnp.issubdtype(z.dtype, jnp.floating):
