@@ -109,6 +109,17 @@ def pixel_vae(config: ml_collections.ConfigDict) -> None:
     config.batch_size = 20
 
 
+# DRAW (Gregor et al.) at the paper's MNIST size (its Table 3): 64 glimpses,
+# LSTMs of 256 units, 100 latent numbers per step, 2x2 read and 5x5 write
+# attention. The `draw_attention` sweep adds the variant without attention
+# (read_size=write_size=0), the paper's other figure. Adam, batch 100.
+def draw(config: ml_collections.ConfigDict) -> None:
+    config.model.update(num_steps=64, z_dim=100, hidden_dim=256, read_size=2, write_size=5)
+    config.reference = "DRAW paper Table 2: 80.97 nats (a bound; 87.40 without attention)"
+    config.optimizer.update(name="adam", learning_rate=1e-3)
+    config.batch_size = 100
+
+
 RECIPES = common.by_name(
     pixelcnn,
     row_lstm,
@@ -118,6 +129,7 @@ RECIPES = common.by_name(
     multiscale_pixelrnn,
     vae,
     pixel_vae,
+    draw,
 )
 CONDITIONAL = ()  # no labels: no recipe offers `,conditional`
 
@@ -170,6 +182,11 @@ SWEEPS = {
     "zoo": [
         {"config": model, "num_train_steps": steps, **ZOO}
         for model, steps in (("row_lstm", 40_000), ("diagonal_bilstm", 40_000))
+    ],
+    # DRAW with and without attention (the DRAW paper's Table 2 pair).
+    "draw_attention": [
+        {"config": "draw"},
+        {"config": "draw", "model.read_size": 0, "model.write_size": 0},
     ],
     # Reproducibility: 3 seeds x 2 models, short runs of the recipes.
     "seeds": [

@@ -34,6 +34,8 @@ TINY_SIZES = dict(
     num_mixtures=2,
     latent_dim=4,  # the VAE's
     num_hidden=1,
+    num_steps=3,  # DRAW's
+    z_dim=2,
 )
 
 

@@ -86,6 +86,7 @@ CPU_CHUNK_PIXELS = {
         multiscale_pixelrnn=0,
         vae=0,
         pixel_vae=2048,
+        draw=0,
     ),
     "mnist": dict(pixelcnn=2048, gated_pixelcnn=2048),
     "cifar10": dict(

@@ -42,6 +42,8 @@ def given_cond(model, batch: int):
 @pytest.mark.parametrize("num_levels,shape", [(2, (4, 4, 1)), (4, (4, 4, 3))])
 @pytest.mark.parametrize("name", NAMES)
 def test_causal_in_its_own_order(name, num_levels, shape):
+    if name == "draw" and shape[-1] != 1:
+        pytest.skip("DRAW draws binary grey images (tests/test_draw.py checks the refusal)")
     model, compiled = tiny(name, num_levels)
     cond = given_cond(model, 1)
     variables = model_checks.random_variables(model, jnp.zeros((1, *shape), jnp.int32), cond)

@@ -336,7 +336,7 @@ def test_command_line_fields_are_typed_and_set_in_every_member(sweep_config, tmp
     [
         ("{tests}:nope", "no sweep or recipe 'nope': no binarized_mnist recipe for model 'nope'"),
         ("{tests}:nope", "row_lstm, vae; sweeps: see its get_sweep"),
-        ("configs/binarized_mnist.py:nope", "row_lstm, vae; sweeps: cpu20, seeds, zoo"),
+        ("configs/binarized_mnist.py:nope", "vae; sweeps: cpu20, draw_attention, seeds, zoo"),
         ("configs/mnist.py:nope", "recipes: gated_pixelcnn, pixelcnn; the file defines no sweeps"),
         ("{tests}:typo", "member 0 (pixelcnn,tiny): no config field 'optimizer.lr'"),
         ("{tests}:grid --coordinator_address=h:1", "--coordinator_address: sweep joins no JAX"),

@@ -102,6 +102,6 @@ class PixelVAE(CategoricalModel, GaussianLatent, PixelModel):
         """The decoder's fast stepper (`GatedPixelCNN.fast_stepper`) given z =
         `cond[B, latent_dim]` (e.g. `sample_latent`)."""
         if cond is None:
-            raise ValueError("a PixelVAE samples given z: pass cond=model.sample_latent(...)")
+            raise ValueError("PixelVAE samples given z: pass cond=model.sample_latent(...)")
         z = checked_latent(cond, len(cond), self)
         return self.make_decoder().fast_stepper({"params": variables["params"]["decoder"]}, z)

@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from pixel_models.models.draw import DRAW
 from pixel_models.models.gated_pixelcnn import GatedPixelCNN
 from pixel_models.models.multiscale_pixelrnn import MultiScalePixelRNN
 from pixel_models.models.pixel_vae import PixelVAE
@@ -23,6 +24,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "multiscale_pixelrnn": MultiScalePixelRNN,
     "vae": VAE,
     "pixel_vae": PixelVAE,
+    "draw": DRAW,
 }
 
 
@@ -42,8 +44,9 @@ def build_model(model_config: ml_collections.ConfigDict) -> nn.Module:
 
 
 # The whole-number fields that are not sizes, and their least values; every
-# other whole-number field (a width, a depth, a count, a kernel size) is >= 1.
-_LEAST = {"num_levels": 2, "num_classes": 0}
+# other whole-number field (a width, a depth, a count, a kernel size) is >= 1
+# (DRAW's grid sizes: 0 is no attention).
+_LEAST = {"num_levels": 2, "num_classes": 0, "read_size": 0, "write_size": 0}
 
 
 def _check_field(field: str, value) -> None:

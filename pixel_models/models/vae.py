@@ -82,6 +82,25 @@ class GaussianLatent:
         del variables
         return jax.random.normal(rng, (num, self.latent_dim))
 
+    @nn.nowrap
+    def fast_stepper(self, variables, cond=None) -> Stepper:
+        """For a decoder whose pixels are independent given z: decodes z =
+        `cond` once; each step reads its pixel's parameters."""
+        if cond is None:
+            raise ValueError(
+                f"{type(self).__name__} samples given z: pass cond=model.sample_latent(...)"
+            )
+
+        def init(x: jnp.ndarray) -> jnp.ndarray:
+            return self.apply(variables, x, cond)
+
+        def step(params, x, i, j):
+            del x
+            pixel = jax.lax.dynamic_slice_in_dim(params, i, 1, axis=1)
+            return params, jax.lax.dynamic_slice_in_dim(pixel, j, 1, axis=2)
+
+        return Stepper(init, step)
+
 
 class MLPEncoder(nn.Module):
     """`x[B, H, W, C]` levels -> the posterior's mean and log std, each `[B, latent_dim]`."""
@@ -179,23 +198,6 @@ class VAE(GaussianLatent, PixelModel):
         if self.distribution.samples_whole_pixels:
             return np.broadcast_to(np.arange(image_shape[-1]), image_shape).copy()
         return np.zeros(image_shape, int)
-
-    @nn.nowrap
-    def fast_stepper(self, variables, cond=None) -> Stepper:
-        """Decodes z = `cond` once; each step reads its pixel's parameters (the
-        subpixels are independent given z)."""
-        if cond is None:
-            raise ValueError("a VAE samples given z: pass cond=model.sample_latent(...)")
-
-        def init(x: jnp.ndarray) -> jnp.ndarray:
-            return self.apply(variables, x, cond)
-
-        def step(params, x, i, j):
-            del x
-            pixel = jax.lax.dynamic_slice_in_dim(params, i, 1, axis=1)
-            return params, jax.lax.dynamic_slice_in_dim(pixel, j, 1, axis=2)
-
-        return Stepper(init, step)
 
 
 def checked_latent(cond, batch: int, model: GaussianLatent) -> jnp.ndarray:
