@@ -3,6 +3,7 @@
 python -m experiments.sample --workdir=DIR --num_samples=N --output=FILE.png
     [--temperature=T] [--labels=3,3,7] [--sampler=fast|naive] [--seed=S]
     [--complete_split=test --complete_rows=14 --num_completions=4]
+    [--interpolate=I,J --interpolation_steps=8 --interpolate_split=test]
     [--checkpoint_step=N] [--params=raw|ema] [--data_dir=D]
 
 Restores the parameters only (the EMA when the run keeps one; --params
@@ -22,6 +23,10 @@ chooses) and writes FILE.png and FILE.npy (the drawn images, uint8 levels
   it in the model's order: for raster-order models p(occluded | kept); the
   multi-scale PixelRNN draws its subsampled pixels first, without seeing the
   kept pixels that are not subsampled, so its completions are not that.
+* with --interpolate=I,J (the auto-encoder and the latent-variable models):
+  images I and J of --interpolate_split, then decodings of codes at
+  --interpolation_steps evenly spaced points from I's code to J's (the
+  auto-encoder's code; a latent model's posterior mean of z), ends included.
 
 --complete_rows needs --complete_split, and so does --num_completions except
 for the auto-encoder.
@@ -61,6 +66,11 @@ _SEED = flags.DEFINE_integer("seed", 0, "Random seed: the same seed, the same im
 _COMPLETE_SPLIT = flags.DEFINE_string("complete_split", None, "Complete images of this split")
 _COMPLETE_ROWS = flags.DEFINE_integer("complete_rows", None, "Rows kept (default: half)")
 _NUM_COMPLETIONS = flags.DEFINE_integer("num_completions", 4, "Completions (decodings) per image")
+_INTERPOLATE = flags.DEFINE_list(
+    "interpolate", None, "I,J: interpolate between these images' codes"
+)
+_INTERPOLATION_STEPS = flags.DEFINE_integer("interpolation_steps", 8, "Points, ends included")
+_INTERPOLATE_SPLIT = flags.DEFINE_string("interpolate_split", "test", "Split of I and J")
 _STEP = flags.DEFINE_integer("checkpoint_step", None, "Checkpoint to sample (default: newest)")
 _PARAMS = flags.DEFINE_enum(
     "params", None, train_state.PARAMS, "Parameters to sample (default: the EMA if kept, else raw)"
@@ -113,10 +123,37 @@ def _labels(trained: TrainedModel) -> list[int] | None:
     return labels
 
 
+def _interpolation(trained: TrainedModel) -> canvases.Canvas:
+    """--interpolate=I,J: the interpolation canvas between those images' codes."""
+    model = trained.model
+    if not (model.ENCODES or model.LATENT):
+        raise ValueError(
+            f"--interpolate: {type(model).__name__} has no code to interpolate (the "
+            "auto-encoder and the latent-variable models have)"
+        )
+    if _COMPLETE_SPLIT.value is not None or _LABELS.value:
+        raise ValueError("--interpolate draws from codes: drop --complete_split and --labels")
+    try:
+        pair = [int(i) for i in _INTERPOLATE.value]
+    except ValueError:
+        pair = []
+    source = data.load_split(trained.config.dataset, _INTERPOLATE_SPLIT.value)
+    if len(pair) != 2 or not all(0 <= i < len(source) for i in pair):
+        raise ValueError(
+            f"--interpolate={','.join(_INTERPOLATE.value)} must be two indices of "
+            f"{_INTERPOLATE_SPLIT.value} (0 to {len(source) - 1})"
+        )
+    images = source.batch(np.asarray(pair))["image"].astype(np.int32)
+    codes = np.asarray(model.encode(trained.variables, images))
+    return canvases.interpolations(images, codes, _INTERPOLATION_STEPS.value)
+
+
 def make_canvas(trained: TrainedModel) -> canvases.Canvas:
-    """The canvas the flags ask for: completions of --complete_split, else what
-    `canvases.for_model` draws of the model (the auto-encoder's decodings are of
-    the run's eval split)."""
+    """The canvas the flags ask for: an interpolation (--interpolate),
+    completions of --complete_split, else what `canvases.for_model` draws of
+    the model (the auto-encoder's decodings are of the run's eval split)."""
+    if _INTERPOLATE.value:
+        return _interpolation(trained)
     config, model, variables = trained.config, trained.model, trained.variables
     shape = trained.image_shape
     labels = _labels(trained)

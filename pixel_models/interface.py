@@ -23,12 +23,14 @@ Optional (the defaults below say what a model without them does):
     (the auto-encoder), which its samples are decoded from: both samplers
     refuse to draw it without a code (`NEEDS_A_CODE`). Default: none.
   LATENT / log_weights(x, num_samples) / sample_latent(variables, rng, num):
-    a latent-variable model p(x) = ∫ p(x | z) p(z) dz (the VAE), whose
+    a latent-variable model p(x) = ∫ p(x | z) p(z) dz (VAE, PixelVAE, DRAW), whose
     likelihood is intractable: `__call__(x, cond=z)` gives p(x | z);
     `log_weights`, applied with a "latent" rng, gives the terms of the bounds
     of `likelihood.bound` (which trains and evaluates it; `likelihood.log_prob`
     refuses it without z); `sample_latent` draws z from the prior, which the
-    sampler then decodes. Default: not latent (an exact likelihood).
+    sampler then decodes; its `encode` gives the posterior mean of z, the
+    code that interpolations run between. Default: not latent (an exact
+    likelihood).
   CONDITIONED_ON, LIKELIHOOD: what its NLL is conditioned on by itself, and
     its own statement of what that NLL is. Default: nothing (p(x), or
     p(x | the cond given)).
@@ -141,6 +143,7 @@ class PixelModel(nn.Module):
 
     @nn.nowrap
     def encode(self, variables, x: jnp.ndarray) -> jnp.ndarray:
-        """The code `[B, m]` of images `x[B, H, W, C]` (models with `ENCODES`)."""
+        """The code `[B, m]` of images `x[B, H, W, C]`: the auto-encoder's
+        (`ENCODES`), a latent-variable model's posterior mean of z."""
         del variables, x
         raise ValueError(f"{type(self).__name__} has no encoder")

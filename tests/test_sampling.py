@@ -174,6 +174,7 @@ def test_sample_cli_completes_test_images(tiny_run, tmp_path, data_dir):
         (["--complete_rows=14"], "--complete_rows needs --complete_split"),
         (["--num_completions=2"], "--num_completions needs --complete_split"),
         (["--complete_split=test", "--labels=3"], "completions are conditioned on each image's"),
+        (["--interpolate=0,1"], "PixelCNN has no code to interpolate"),
     ],
 )
 def test_bad_sample_flags_fail_with_one_line(tiny_run, tmp_path, flags, message):

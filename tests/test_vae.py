@@ -11,8 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from PIL import Image
 
 from pixel_models import build_model, likelihood
+from pixel_models.sampling import canvases
 from pixel_models.training import trainer
 from tests import model_checks
 from tests.helpers import run_ok, tiny_config, tiny_model_config
@@ -118,6 +120,18 @@ def test_a_logistic_mixture_decoder_is_causal_normalised_and_sampled_given_z():
         )
 
 
+def test_interpolation_ends_are_the_two_codes_exactly():
+    codes = np.asarray([[0.1, -3.7, 2.2], [5.3, 0.3, -1.9]], np.float32)
+    images = np.zeros((2, 2, 2, 1), np.int32)
+    canvas = canvases.interpolations(images, codes, 5)
+    np.testing.assert_array_equal(canvas.cond[0], codes[0])
+    np.testing.assert_array_equal(canvas.cond[-1], codes[1])
+    np.testing.assert_allclose(canvas.cond[2], codes.mean(axis=0), rtol=1e-6)
+    assert canvas.start.shape == (5, 2, 2, 1) and canvas.rows == 1
+    with pytest.raises(ValueError, match="must be at least 2"):
+        canvases.interpolations(images, codes, 1)
+
+
 def test_exact_and_bound_routes_refuse_each_others_models(vae):
     model, variables, _ = vae
     with pytest.raises(ValueError, match="latent-variable model: its log p\\(x\\) is intractable"):
@@ -149,3 +163,13 @@ def test_evaluate_and_sample_say_a_bound_is_a_bound(tmp_path, data_dir):
     run_ok("experiments.sample", f"--workdir={tmp_path}", "--num_samples=4", f"--output={png}")
     assert png.read_bytes().startswith(b"\x89PNG")
     assert np.load(png.with_suffix(".npy")).shape == (4, 28, 28, 1)
+    # From image 0's posterior mean to image 1's: the two images, then 3 decodings.
+    between = tmp_path / "between.png"
+    interpolate = [
+        "--interpolate=0,1",
+        "--interpolation_steps=3",
+        "--interpolate_split=validation[:8]",
+    ]
+    run_ok("experiments.sample", f"--workdir={tmp_path}", *interpolate, f"--output={between}")
+    assert np.load(between.with_suffix(".npy")).shape == (3, 28, 28, 1)
+    assert Image.open(between).size == (5 * 30 + 2, 30 + 2)

@@ -115,25 +115,32 @@ class DRAW(CategoricalModel, GaussianLatent, PixelModel):
     def __call__(self, x: jnp.ndarray, cond=None, train: bool = False) -> jnp.ndarray:
         del train  # no dropout
         if cond is None:
-            return self._run(x, None, 0)
-        return self._run(x, checked_latent(cond, len(x), self), 0)
+            return self._run(x, None, "reconstruct")
+        return self._run(x, checked_latent(cond, len(x), self), "decode")
 
     def log_weights(self, x: jnp.ndarray, num_samples: int) -> dict[str, jnp.ndarray]:
         """The terms of the bounds, as `GaussianLatent.gaussian_log_weights`
         gives them, with z_t drawn in turn from q(z_t | x, z_<t)."""
-        return self._run(x, None, num_samples)
+        return self._run(x, None, "bound", num_samples)
 
     def canvases(self, z: jnp.ndarray, image_shape: tuple[int, int, int]) -> jnp.ndarray:
         """sigmoid(c_t) for t = 1..T given z `[B, T * z_dim]`: the canvas as it
         is drawn, `[B, T, H, W, 1]` float32 in [0, 1]."""
         x = jnp.zeros((len(z), *image_shape), jnp.int32)
-        return self._run(x, checked_latent(z, len(z), self), -1)
+        return self._run(x, checked_latent(z, len(z), self), "canvases")
+
+    @nn.nowrap
+    def encode(self, variables, x: jnp.ndarray) -> jnp.ndarray:
+        """The posterior means of z_1..z_T drawn in turn (each z_t its mean
+        given the earlier ones), `[B, T * z_dim]`: the code of x."""
+        return self.apply(variables, x, None, "encode", method=self._run)
 
     @nn.compact
-    def _run(self, x: jnp.ndarray, z: jnp.ndarray | None, num_samples: int):
-        """The one recurrence. `z` given: decode it (logits; `num_samples` = -1:
-        every canvas). Else `num_samples` = 0: the reconstruction from the
-        posterior means; > 0: the bound terms for that many draws."""
+    def _run(self, x: jnp.ndarray, z: jnp.ndarray | None, mode: str, num_samples: int = 0):
+        """The one recurrence, by `mode`: given `z`, "decode" (the logits) or
+        "canvases" (every canvas); from x, "reconstruct" (the logits of the
+        posterior means drawn in turn), "encode" (those means) or "bound"
+        (the bound terms for `num_samples` draws)."""
         if self.num_levels != 2 or x.shape[-1] != 1:
             raise ValueError(
                 f"DRAW draws binary grey images (num_levels=2, one channel); got "
@@ -144,13 +151,15 @@ class DRAW(CategoricalModel, GaussianLatent, PixelModel):
         if z is not None:
             steps = z.reshape(batch, self.num_steps, self.z_dim).swapaxes(0, 1)
             canvases = self._decode(weights, steps, height, width)
-            if num_samples == -1:
+            if mode == "canvases":
                 return jax.nn.sigmoid(canvases).swapaxes(0, 1)[..., None]
             return _bernoulli_logits(canvases[-1])
         image = x[..., 0].astype(jnp.float32)
-        if num_samples == 0:
+        if mode in ("reconstruct", "encode"):
             eps = jnp.zeros((self.num_steps, batch, self.z_dim))
             z, _, _, canvas = self._infer(weights, image, eps)
+            if mode == "encode":
+                return z.swapaxes(0, 1).reshape(batch, self.latent_dim)
             return _bernoulli_logits(canvas)
         images = jnp.broadcast_to(image, (num_samples, *image.shape)).reshape(-1, height, width)
         eps = jax.random.normal(self.make_rng("latent"), (self.num_steps, len(images), self.z_dim))

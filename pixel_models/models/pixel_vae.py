@@ -85,6 +85,11 @@ class PixelVAE(CategoricalModel, GaussianLatent, PixelModel):
         return self.gaussian_log_weights(x, self.posterior(x), num_samples, decode)
 
     @nn.nowrap
+    def encode(self, variables, x: jnp.ndarray) -> jnp.ndarray:
+        """The posterior mean of z, `[B, latent_dim]`: the code of x."""
+        return self.apply(variables, x, method=lambda m, x: m.posterior(x)[0])
+
+    @nn.nowrap
     def make_decoder(self) -> GatedPixelCNN:
         """The Gated PixelCNN of p(x | z) (unbound outside `apply`)."""
         return GatedPixelCNN(

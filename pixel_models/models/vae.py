@@ -191,6 +191,11 @@ class VAE(GaussianLatent, PixelModel):
         return self.gaussian_log_weights(x, self.encoder(x), num_samples, decode)
 
     @nn.nowrap
+    def encode(self, variables, x: jnp.ndarray) -> jnp.ndarray:
+        """The posterior mean of z, `[B, latent_dim]`: the code of x."""
+        return self.apply(variables, x, method=lambda m, x: m.encoder(x)[0])
+
+    @nn.nowrap
     def subpixel_order(self, image_shape: tuple[int, int, int]) -> np.ndarray:
         """Given z, no pixel's conditionals depend on another pixel: a categorical
         decoder's subpixels are all in one place, a mixture's channels follow

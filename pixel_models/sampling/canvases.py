@@ -1,6 +1,7 @@
 """What to draw and how to show it: a `Canvas` holds the starting images, the
 known subpixels, the conditioning and the grid layout, for plain samples,
-samples per label, image completions and auto-encoder decodings.
+samples per label, image completions, auto-encoder decodings and
+interpolations between two images' codes.
 `for_model` is the one place that decides which of them a model's samples
 are; the trainer's sample grids, `experiments.sample`,
 `experiments.benchmark` and `pixel_models.load` call it.
@@ -101,6 +102,20 @@ def decodings(images: np.ndarray, codes: np.ndarray, num_decodings: int) -> Canv
     return Canvas(
         start, np.zeros(start.shape, bool), cond, len(images), np.asarray(images)[:, None]
     )
+
+
+def interpolations(images: np.ndarray, codes: np.ndarray, steps: int) -> Canvas:
+    """One row: the two images `images[2, H, W, C]`, then decodings of the
+    codes at `steps` evenly spaced points from the first image's code to the
+    second's, `(1 - a) codes[0] + a codes[1]` for a = 0 .. 1 (the ends are
+    the two codes exactly)."""
+    if steps < 2:
+        raise ValueError(f"interpolation steps={steps} must be at least 2 (the two ends)")
+    codes = np.asarray(codes, np.float32)
+    alpha = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    cond = (1 - alpha) * codes[0] + alpha * codes[1]
+    start = np.zeros((steps, *images.shape[1:]), np.int32)
+    return Canvas(start, np.zeros(start.shape, bool), cond, 1, np.asarray(images)[None])
 
 
 def for_model(
