@@ -12,7 +12,10 @@ state) and OUTPUT/manifest.json:
 - the run's NLL on --split at that step (DIR/eval_<split>[_step<N>].json,
   from `experiments.evaluate`, which must have scored that step) and the
   published figure (`config.reference`);
-- a check: the NLL of the exported model on --check_split, computed here,
+- what the NLL is (`likelihood`: "p(x)", or a latent-variable model's
+  bound, with its importance_samples and kl_nats);
+- a check: the NLL of the exported model on --check_split, computed here
+  (a latent-variable model's bound of the same k, its z drawn from key 0),
   which `tests/test_pretrained.py` recomputes;
 - the train commands of the run (runs.jsonl), its training seconds and
   CPU-hours (seconds x the cores each invocation had), and the chosen
@@ -37,6 +40,7 @@ from pixel_models.training import checkpoints
 from pixel_models.training.export import (
     MANIFEST_FILE,
     best_step,
+    check_score,
     evaluated,
     params_sha256,
     save,
@@ -68,7 +72,7 @@ def main(argv):
         trained = load(workdir, step)
         result = evaluated(workdir, _SPLIT.value, step)
         images = data.load_split(trained.config.dataset, _CHECK_SPLIT.value)
-        check = -trained.log_prob(images.batch(np.arange(len(images)))["image"]).mean()
+        check = -check_score(trained, images.batch(np.arange(len(images)))["image"], result)
     except (ValueError, OSError) as e:
         program.fail("export", e)
     use_ema = result["params"] == "ema"
@@ -85,6 +89,8 @@ def main(argv):
         "bits_per_dim": result["bits_per_dim"],
         "reference": trained.config.get("reference", ""),
         "check": {"split": _CHECK_SPLIT.value, "nll_nats": float(check)},
+        "likelihood": result.get("likelihood", "p(x)"),
+        **{k: result[k] for k in ("importance_samples", "kl_nats") if k in result},
         "chosen_by": "lowest validation NLL" if validation is not None else "--checkpoint_step",
         "validation_nll_nats": validation,
         **training_record(workdir),

@@ -393,6 +393,12 @@ def _published(reference: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def _bound_label(likelihood: str) -> str:
+    """What follows a figure that is a bound (", bound (IWAE, k=1000)"); nothing
+    after an exact NLL."""
+    return f", {likelihood}" if likelihood.startswith("bound") else ""
+
+
 def models_markdown(root: pathlib.Path) -> str:
     """The table of the exported models under `root` (ROOT/*/manifest.json),
     their NLL in nats for binary data, else bits/dim."""
@@ -418,7 +424,8 @@ def models_markdown(root: pathlib.Path) -> str:
                 ", ".join(manifest["hardware"]),
                 f"{manifest['cpu_hours']:.1f}",
                 f"{value:.{digits}f} {unit}"
-                + ("" if manifest["split"] == "test" else f" ({manifest['split']})"),
+                + ("" if manifest["split"] == "test" else f" ({manifest['split']})")
+                + _bound_label(manifest.get("likelihood", "p(x)")),
                 "—" if published is None else f"{published:.{digits}f} {unit}",
                 "—" if published is None else f"{value - published:+.{digits}f}",
             ]

@@ -10,7 +10,7 @@ import pytest
 
 import pixel_models
 from experiments import report
-from pixel_models.training.export import MANIFEST_FILE, params_sha256
+from pixel_models.training.export import MANIFEST_FILE, check_score, params_sha256
 from tests.helpers import ROOT, TINY, run_ok
 
 SHIPPED = sorted(path.parent for path in (ROOT / "pretrained").glob(f"*/*/{MANIFEST_FILE}"))
@@ -24,7 +24,7 @@ def _check(folder, manifest: dict) -> None:
     assert params_sha256(trained.params) == manifest["params_sha256"]
     check = manifest["check"]
     images = pixel_models.data.load_split(trained.config.dataset, check["split"])
-    nll = -trained.log_prob(images.batch(np.arange(len(images)))["image"]).mean()
+    nll = -check_score(trained, images.batch(np.arange(len(images)))["image"], manifest)
     np.testing.assert_allclose(nll, check["nll_nats"], rtol=1e-5)
 
 

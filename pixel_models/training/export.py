@@ -81,3 +81,13 @@ def save(trained: TrainedModel, output: pathlib.Path, use_ema: bool) -> None:
     # shipped model restores without them and must not carry this machine's paths.
     for marker in (output / "checkpoints").rglob("commit_success.txt"):
         marker.unlink()
+
+
+def check_score(trained: TrainedModel, images: np.ndarray, result: dict) -> float:
+    """The mean score of `images` that a manifest's check quotes: log p(x), or
+    for a latent-variable model the bound its evaluation reported
+    (`result["importance_samples"]`, 1: the ELBO), its z drawn from key 0."""
+    if not trained.model.LATENT:
+        return float(trained.log_prob(images).mean())
+    num_samples = result.get("importance_samples", 1)
+    return float(trained.bound(images, jax.random.key(0), num_samples).mean())
