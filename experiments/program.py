@@ -20,7 +20,7 @@ import jax
 from absl import app, flags, logging
 
 from pixel_models import host_memory
-from pixel_models.training import steps, workdirs
+from pixel_models.training import progress, steps, workdirs
 
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for a multi-process run"
@@ -197,10 +197,10 @@ def start(
 
 
 def _interrupted() -> None:
-    """One line, and exit 130 now, without waiting for queued device work."""
-    print(f"{pathlib.Path(sys.argv[0]).stem}: interrupted (Ctrl-C)", file=sys.stderr)
+    """One line, and exit 130 now, without waiting for queued device work; on
+    a line of its own, below a progress bar that is drawing."""
+    progress.last_words(f"{pathlib.Path(sys.argv[0]).stem}: interrupted (Ctrl-C)")
     sys.stdout.flush()
-    sys.stderr.flush()
     os._exit(130)
 
 

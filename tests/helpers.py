@@ -48,15 +48,10 @@ def tiny_pixelrnn(name: str, num_levels: int, **overrides):
 
 
 def cli(module: str, *args: str, **popen) -> subprocess.Popen:
-    """`python -m module args` from the project root; stderr/stdout captured."""
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **popen,
-    )
+    """`python -m module args` from the project root; stderr/stdout captured
+    unless `popen` says otherwise."""
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, text=True, **popen)
 
 
 def run_ok(module: str, *args: str, timeout: float = 300, **popen) -> tuple[str, str]:

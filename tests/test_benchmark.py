@@ -19,6 +19,7 @@ FAKE_PEER = shlex.join(
 )
 
 
+@pytest.mark.slow
 def test_benchmark_figures():
     config = binarized_mnist.get_config("pixelcnn,tiny")
     result = benchmark.benchmark(config, seconds=0.2, sample_rows=1)

@@ -118,6 +118,7 @@ def swept(sweep_config, tmp_path_factory, data_dir):
     return config, root, out
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_every_member_two_at_a_time(swept):
     config, root, out = swept
     lines = out.splitlines()
@@ -149,6 +150,7 @@ def test_a_sweep_runs_every_member_two_at_a_time(swept):
     ]
 
 
+@pytest.mark.slow
 def test_run_records_say_what_ran_where(swept):
     config, root, _ = swept
     train, end, evaluate = provenance.read(root / MEMBERS[0])
@@ -182,6 +184,7 @@ def test_run_records_say_what_ran_where(swept):
     assert 0 < end["seconds"] < 300
 
 
+@pytest.mark.slow
 def test_a_finished_sweep_is_skipped(swept):
     config, root, _ = swept
     members = [root / name for name in MEMBERS]

@@ -87,6 +87,7 @@ def tensorboard_events(workdir):
     return accumulator
 
 
+@pytest.mark.slow
 def test_killed_and_preempted_run_resumes_bitwise_identically(tmp_path, data_dir):
     steps_flags = [
         # 400 steps: after the SIGTERM stop, enough are left that SIGINT
@@ -204,6 +205,7 @@ def trained(tmp_path_factory, data_dir):
     return workdir, config, summary
 
 
+@pytest.mark.slow
 def test_a_conditional_model_trains_and_evaluates_on_real_labels(tmp_path, data_dir):
     """The CLIs feed the dataset's labels to the model: the evaluated NLL is
     the one under the true labels, and other labels give another."""

@@ -7,6 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs import binarized_mnist
 from pixel_models import build_model, data
@@ -15,6 +16,7 @@ from pixel_models.training import steps, train_state
 from pixel_models.training.optimizers import make_optimizer
 
 
+@pytest.mark.slow
 def test_tiny_pixelcnn_beats_uniform_on_the_full_test_set(data_dir):
     config = binarized_mnist.get_config("pixelcnn,tiny")
     config.dataset.data_dir = str(data_dir)

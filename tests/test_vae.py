@@ -88,6 +88,7 @@ def test_elbo_below_iwae_below_log_px_and_iwae_rises_to_it(vae):
     assert np.all(np.asarray(kl) > 0)
 
 
+@pytest.mark.slow
 def test_a_logistic_mixture_decoder_is_causal_normalised_and_sampled_given_z():
     """The colour decoder (PixelCNN++'s mixture per pixel): given z, each
     channel depends on its pixel's earlier ones only; p(x | z) sums to 1 over
