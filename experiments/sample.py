@@ -4,7 +4,7 @@ python -m experiments.sample --workdir=DIR --num_samples=N --output=FILE.png
     [--temperature=T] [--labels=3,3,7] [--sampler=fast|naive] [--seed=S]
     [--complete_split=test --complete_rows=14 --num_completions=4]
     [--interpolate=I,J --interpolation_steps=8 --interpolate_split=test]
-    [--checkpoint_step=N] [--params=raw|ema] [--data_dir=D]
+    [--drawing_steps=8] [--checkpoint_step=N] [--params=raw|ema] [--data_dir=D]
 
 Restores the parameters only (the EMA when the run keeps one; --params
 chooses) and writes FILE.png and FILE.npy (the drawn images, uint8 levels
@@ -23,6 +23,9 @@ chooses) and writes FILE.png and FILE.npy (the drawn images, uint8 levels
   it in the model's order: for raster-order models p(occluded | kept); the
   multi-scale PixelRNN draws its subsampled pixels first, without seeing the
   kept pixels that are not subsampled, so its completions are not that.
+* DRAW, which draws its image over T steps: FILE_steps.png as well, per
+  sample a row of its canvas (the mean image) at --drawing_steps evenly
+  spaced steps, the last one T, then the sample drawn from it;
 * with --interpolate=I,J (the auto-encoder and the latent-variable models):
   images I and J of --interpolate_split, then decodings of codes at
   --interpolation_steps evenly spaced points from I's code to J's (the
@@ -51,7 +54,7 @@ from absl import flags
 from experiments import program
 from pixel_models import data, sampling
 from pixel_models.sampling import canvases
-from pixel_models.sampling.grid import save_png
+from pixel_models.sampling.grid import make_grid, save_png, to_uint8
 from pixel_models.trained_model import TrainedModel, load
 from pixel_models.training import train_state
 from pixel_models.training.progress import progress_bar
@@ -71,6 +74,9 @@ _INTERPOLATE = flags.DEFINE_list(
 )
 _INTERPOLATION_STEPS = flags.DEFINE_integer("interpolation_steps", 8, "Points, ends included")
 _INTERPOLATE_SPLIT = flags.DEFINE_string("interpolate_split", "test", "Split of I and J")
+_DRAWING_STEPS = flags.DEFINE_integer(
+    "drawing_steps", 8, "DRAW: canvases per sample in FILE_steps.png (evenly spaced steps)"
+)
 _STEP = flags.DEFINE_integer("checkpoint_step", None, "Checkpoint to sample (default: newest)")
 _PARAMS = flags.DEFINE_enum(
     "params", None, train_state.PARAMS, "Parameters to sample (default: the EMA if kept, else raw)"
@@ -99,6 +105,8 @@ def _checked_flags() -> None:
             "--labels with --complete_split: completions are conditioned on each image's own "
             "label; drop --labels"
         )
+    if _DRAWING_STEPS.value < 1:
+        raise ValueError(f"--drawing_steps={_DRAWING_STEPS.value} must be at least 1")
     if not _OUTPUT.value.endswith(".png"):
         raise ValueError(f"--output={_OUTPUT.value} must name a .png file")
     if not pathlib.Path(_OUTPUT.value).absolute().parent.is_dir():
@@ -181,6 +189,21 @@ def make_canvas(trained: TrainedModel) -> canvases.Canvas:
     return canvases.completions(images, rows, _NUM_COMPLETIONS.value, cond)
 
 
+def _save_drawing_steps(
+    trained: TrainedModel, canvas: canvases.Canvas, samples: np.ndarray, output: pathlib.Path
+) -> None:
+    """FILE_steps.png: per sample a row, its canvas (the mean image) at
+    --drawing_steps evenly spaced steps, then the drawn sample."""
+    frames, shown = canvases.drawing_steps(
+        trained.model, trained.variables, canvas.cond, trained.image_shape, _DRAWING_STEPS.value
+    )
+    rows = np.concatenate([frames, samples[:, None].astype(np.float32)], axis=1)
+    path = output.with_name(f"{output.stem}_steps.png")
+    save_png(path, make_grid(to_uint8(rows, trained.config.model.num_levels)))
+    steps = ", ".join(map(str, shown))
+    print(f"sample: the canvases at steps {steps} of {shown[-1]}, then the samples -> {path}")
+
+
 def main(argv):
     program.setup(argv)
     workdir = _WORKDIR.value
@@ -190,15 +213,21 @@ def main(argv):
         config = trained.config
         if _DATA_DIR.value is not None:
             config.dataset.data_dir = _DATA_DIR.value
+        model, variables = trained.model, trained.variables
+        if _DRAWING_STEPS.present and not model.DRAWS_IN_STEPS:
+            raise ValueError(f"--drawing_steps: {type(model).__name__} does not draw in steps")
+        rng = jax.random.key(_SEED.value)
         canvas = make_canvas(trained)
+        if model.DRAWS_IN_STEPS and canvas.cond is None:
+            canvas = canvases.with_latent(canvas, model, variables, rng)
         height, width, _ = trained.image_shape
         with progress_bar(total=height * width, unit="pixel", desc="sample") as bar:
             samples = canvases.draw(
                 canvas,
-                trained.model,
-                trained.variables,
+                model,
+                variables,
                 trained.mesh,
-                jax.random.key(_SEED.value),
+                rng,
                 _TEMPERATURE.value,
                 _SAMPLER.value,
                 on_row=lambda rows: bar.update(rows * width - bar.n),
@@ -213,6 +242,8 @@ def main(argv):
             f"sample: {len(samples)} images from step {trained.step} ({_SAMPLER.value} sampler) "
             f"-> {output} and {output.with_suffix('.npy')}"
         )
+        if model.DRAWS_IN_STEPS:
+            _save_drawing_steps(trained, canvas, samples, output)
         if _COMPLETE_SPLIT.value is not None and not trained.model.RASTER_ORDER:
             print(f"sample: note: {NOT_THE_POSTERIOR}")
 

@@ -31,6 +31,8 @@ Optional (the defaults below say what a model without them does):
     sampler then decodes; its `encode` gives the posterior mean of z, the
     code that interpolations run between. Default: not latent (an exact
     likelihood).
+  DRAWS_IN_STEPS / drawing_steps(variables, z, image_shape): a latent model
+    that draws its image over steps (DRAW's canvas), given z. Default: none.
   CONDITIONED_ON, LIKELIHOOD: what its NLL is conditioned on by itself, and
     its own statement of what that NLL is. Default: nothing (p(x), or
     p(x | the cond given)).
@@ -107,6 +109,7 @@ class PixelModel(nn.Module):
     LIKELIHOOD: ClassVar[str | None] = None
     ENCODES: ClassVar[bool] = False
     LATENT: ClassVar[bool] = False
+    DRAWS_IN_STEPS: ClassVar[bool] = False
     # False for a model sampled in stages (`sampling_stages`), whose order is
     # not raster order over the whole image.
     RASTER_ORDER: ClassVar[bool] = True
@@ -140,6 +143,14 @@ class PixelModel(nn.Module):
         """`num` draws of z from the prior (models with `LATENT`)."""
         del variables, rng, num
         raise ValueError(f"{type(self).__name__} has no latent variables")
+
+    @nn.nowrap
+    def drawing_steps(self, variables, z: jnp.ndarray, image_shape: tuple[int, int, int]):
+        """The image as it is drawn given z `[B, m]` (models with
+        `DRAWS_IN_STEPS`): `[B, T, H, W, C]` floats in [0, 1], each step's
+        mean image, the last one the mean that the sample is drawn from."""
+        del variables, z, image_shape
+        raise ValueError(f"{type(self).__name__} does not draw in steps")
 
     @nn.nowrap
     def encode(self, variables, x: jnp.ndarray) -> jnp.ndarray:

@@ -2,7 +2,13 @@
 subpixels, temperature -> 0 is deterministic, labels steer conditional
 samples, and `experiments.sample` writes the grid and the array it says."""
 
+import fcntl
+import os
+import pty
+import select
 import signal
+import struct
+import termios
 import time
 
 import flax.linen as nn
@@ -175,6 +181,8 @@ def test_sample_cli_completes_test_images(tiny_run, tmp_path, data_dir):
         (["--num_completions=2"], "--num_completions needs --complete_split"),
         (["--complete_split=test", "--labels=3"], "completions are conditioned on each image's"),
         (["--interpolate=0,1"], "PixelCNN has no code to interpolate"),
+        (["--drawing_steps=4"], "--drawing_steps: PixelCNN does not draw in steps"),
+        (["--drawing_steps=0"], "--drawing_steps=0 must be at least 1"),
     ],
 )
 def test_bad_sample_flags_fail_with_one_line(tiny_run, tmp_path, flags, message):
@@ -187,23 +195,41 @@ def test_bad_sample_flags_fail_with_one_line(tiny_run, tmp_path, flags, message)
 
 
 def test_ctrl_c_stops_sampling_at_once(tiny_run, tmp_path):
-    """Ctrl-C while the (slow, naive) sampler runs: one line, exit 130, within
-    seconds, not after the device work already queued."""
+    """Ctrl-C at a terminal while the (slow, naive) sampler runs: exit 130
+    within seconds, not after the device work already queued, with one line
+    below the live progress bar."""
     args = ["--num_samples=1024", "--sampler=naive", f"--output={tmp_path / 'grid.png'}"]
-    process = cli("experiments.sample", f"--workdir={tiny_run}", *args)
-    seen = ""
-    while "sample:" not in seen:  # the progress bar: sampling has begun
-        char = process.stderr.read(1)
-        assert char, f"sample ended before sampling: {seen}"
-        seen += char
+    terminal, stderr = pty.openpty()  # a terminal's stderr, 80 columns: the bar is live
+    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    process = cli("experiments.sample", f"--workdir={tiny_run}", *args, stderr=stderr)
+    os.close(stderr)
+    seen = b""
+    while b"sample:" not in seen:  # the progress bar: sampling has begun
+        assert select.select([terminal], [], [], 120)[0], f"no progress bar: {seen}"
+        seen += os.read(terminal, 1024)
     time.sleep(2)
     process.send_signal(signal.SIGINT)
     interrupted = time.perf_counter()
-    _, err = process.communicate(timeout=60)
-    assert time.perf_counter() - interrupted < 5
-    assert process.returncode == 130
-    assert err.strip().splitlines()[-1] == "sample: interrupted (Ctrl-C)"
+    while process.poll() is None and time.perf_counter() - interrupted < 60:
+        if select.select([terminal], [], [], 0.1)[0]:  # drain the terminal meanwhile
+            seen += _read_or_empty(terminal)
+    assert time.perf_counter() - interrupted < 5, seen
+    assert process.wait(timeout=60) == 130
+    while chunk := _read_or_empty(terminal):
+        seen += chunk
+    # On a line of its own, below the bar (which may redraw once more before the exit).
+    lines = seen.decode().replace("\r\n", "\n").split("\n")
+    assert "sample: interrupted (Ctrl-C)" in lines, seen
     assert not (tmp_path / "grid.png").exists()
+
+
+def _read_or_empty(fd: int) -> bytes:
+    """What is left to read from a pty whose other end has closed (Linux
+    raises EIO there), or b""."""
+    try:
+        return os.read(fd, 1024)
+    except OSError:
+        return b""
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ Its likelihood is a bound (`likelihood.bound`): the ELBO's KL term is the sum
 over t of KL(q(z_t | ...) || N(0, I)) in closed form for the z_<t drawn.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -107,6 +107,8 @@ class DRAW(CategoricalModel, GaussianLatent, PixelModel):
     write_size: int = 5
     dtype: Any = None
 
+    DRAWS_IN_STEPS: ClassVar[bool] = True
+
     @property
     def latent_dim(self) -> int:
         """All T draws of z_t side by side."""
@@ -123,11 +125,13 @@ class DRAW(CategoricalModel, GaussianLatent, PixelModel):
         gives them, with z_t drawn in turn from q(z_t | x, z_<t)."""
         return self._run(x, None, "bound", num_samples)
 
-    def canvases(self, z: jnp.ndarray, image_shape: tuple[int, int, int]) -> jnp.ndarray:
+    @nn.nowrap
+    def drawing_steps(self, variables, z: jnp.ndarray, image_shape: tuple[int, int, int]):
         """sigmoid(c_t) for t = 1..T given z `[B, T * z_dim]`: the canvas as it
         is drawn, `[B, T, H, W, 1]` float32 in [0, 1]."""
         x = jnp.zeros((len(z), *image_shape), jnp.int32)
-        return self._run(x, checked_latent(z, len(z), self), "canvases")
+        z = checked_latent(z, len(z), self)
+        return self.apply(variables, x, z, "canvases", method=self._run)
 
     @nn.nowrap
     def encode(self, variables, x: jnp.ndarray) -> jnp.ndarray:

@@ -118,6 +118,30 @@ def interpolations(images: np.ndarray, codes: np.ndarray, steps: int) -> Canvas:
     return Canvas(start, np.zeros(start.shape, bool), cond, 1, np.asarray(images)[None])
 
 
+def with_latent(canvas: Canvas, model: PixelModel, variables, rng: jax.Array) -> Canvas:
+    """`canvas` with z drawn from a latent model's prior as `sampling.sample`
+    would draw it from `rng` (`fold_in(rng, LATENT_STREAM)`), fixed in its
+    `cond`: the same samples, whose z other views (`drawing_steps`) can show."""
+    key = jax.random.fold_in(rng, sampling.LATENT_STREAM)
+    z = np.asarray(model.sample_latent(variables, key, len(canvas.start)))
+    return dataclasses.replace(canvas, cond=z)
+
+
+def drawing_steps(
+    model: PixelModel, variables, z: np.ndarray, image_shape: tuple[int, int, int], columns: int
+) -> tuple[np.ndarray, list[int]]:
+    """The canvas of a model that draws in steps (`DRAWS_IN_STEPS`) given
+    z `[N, m]`, at `columns` evenly spaced steps of its T, the last one T:
+    the mean images `[N, columns, H, W, C]` in [0, 1], and the steps shown
+    (1 to T)."""
+    if columns < 1:
+        raise ValueError(f"drawing steps shown={columns} must be at least 1")
+    frames = np.asarray(model.drawing_steps(variables, z, image_shape))
+    total = frames.shape[1]
+    shown = sorted({round(t) for t in np.linspace(total, 1, min(columns, total))})
+    return frames[:, [t - 1 for t in shown]], shown
+
+
 def for_model(
     model: PixelModel,
     variables,
