@@ -244,7 +244,7 @@ def main(argv):
         )
         if model.DRAWS_IN_STEPS:
             _save_drawing_steps(trained, canvas, samples, output)
-        if _COMPLETE_SPLIT.value is not None and not trained.model.RASTER_ORDER:
+        if _COMPLETE_SPLIT.value is not None and not model.RASTER_ORDER:
             print(f"sample: note: {NOT_THE_POSTERIOR}")
 
 

@@ -61,6 +61,12 @@ def make_stepper(model: PixelModel, variables, sampler: str, cond=None) -> Stepp
     return model.fast_stepper(variables, cond)
 
 
+def prior_latent(model: PixelModel, variables, rng: jax.Array, num: int) -> jnp.ndarray:
+    """The z that `sample` draws from a latent model's prior for `num` images
+    from `rng` (its own stream, `fold_in(rng, LATENT_STREAM)`)."""
+    return model.sample_latent(variables, jax.random.fold_in(rng, LATENT_STREAM), num)
+
+
 def sample(
     model: PixelModel,
     variables,
@@ -111,7 +117,7 @@ def sample(
                 "images (p(rest | kept) needs its intractable posterior)"
             )
         if cond is None:
-            cond = model.sample_latent(variables, jax.random.fold_in(rng, LATENT_STREAM), len(x))
+            cond = prior_latent(model, variables, rng, len(x))
     passes = stages(model, variables, cond)
     height = x.shape[1]
     total_rows = sum(len(range(height)[stage.rows]) for stage in passes)

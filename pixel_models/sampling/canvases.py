@@ -122,9 +122,8 @@ def with_latent(canvas: Canvas, model: PixelModel, variables, rng: jax.Array) ->
     """`canvas` with z drawn from a latent model's prior as `sampling.sample`
     would draw it from `rng` (`fold_in(rng, LATENT_STREAM)`), fixed in its
     `cond`: the same samples, whose z other views (`drawing_steps`) can show."""
-    key = jax.random.fold_in(rng, sampling.LATENT_STREAM)
-    z = np.asarray(model.sample_latent(variables, key, len(canvas.start)))
-    return dataclasses.replace(canvas, cond=z)
+    z = sampling.prior_latent(model, variables, rng, len(canvas.start))
+    return dataclasses.replace(canvas, cond=np.asarray(z))
 
 
 def drawing_steps(
