@@ -133,11 +133,18 @@ RECIPES = common.by_name(
 )
 CONDITIONAL = ()  # no labels: no recipe offers `,conditional`
 
+# `,embedding` (the Gated PixelCNN paper's conditioning on a trained
+# network's top layer): the shipped VAE's code of the image, the posterior
+# mean of its 50 latent numbers. For the models that take a float `cond`.
+EMBEDDING = common.EmbeddingNetwork(
+    "pretrained/binarized_mnist/vae", dim=50, recipes=("gated_pixelcnn", "pixelcnn_pp")
+)
+
 
 def get_config(arg: str = "pixelcnn") -> ml_collections.ConfigDict:
-    """`arg`: "MODEL[,tiny]"."""
+    """`arg`: "MODEL[,tiny][,embedding]"."""
     dataset = common.dataset("binarized_mnist", train_split="train", eval_split="validation")
-    return common.assemble(arg, dataset, num_levels=2, recipes=RECIPES, conditional=CONDITIONAL)
+    return common.assemble(arg, dataset, 2, RECIPES, conditional=CONDITIONAL, embedding=EMBEDDING)
 
 
 # The `cpu20` sweep's runs: the steps that about 20 minutes of one core of this

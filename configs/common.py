@@ -3,8 +3,9 @@ every config starts from, and the `tiny` run.
 
 A dataset file's `get_config(arg)` takes "MODEL[,OPTION...]" (`parse_arg`):
 `tiny` shrinks the same architecture so that it runs in seconds on a CPU;
-`conditional` conditions the model on the dataset's class labels (recipes
-that offer it). It starts from `defaults(...)`, lets the model's recipe (a
+`conditional` conditions the model on the dataset's class labels, and
+`embedding` on each image's embedding by a trained network (recipes that
+offer them). It starts from `defaults(...)`, lets the model's recipe (a
 function of that file) set the model and whatever else it changes, and
 shrinks the run for `tiny` (`shrink`).
 """
@@ -41,25 +42,51 @@ TINY_SIZES = dict(
 
 @dataclasses.dataclass(frozen=True)
 class Arg:
-    """The argument of `get_config`, "MODEL[,tiny][,conditional]", parsed.
+    """The argument of `get_config`, "MODEL[,tiny][,conditional|,embedding]", parsed.
 
     Attributes:
       model: the recipe, named after its model (`config.model.name`).
       tiny: the same architecture shrunk, and a run of seconds (`shrink`).
       conditional: the model takes the dataset's labels as `cond`.
+      embedding: the model takes each image's embedding by the dataset's
+        embedding network (`EmbeddingNetwork`) as `cond`.
     """
 
     model: str
     tiny: bool = False
     conditional: bool = False
+    embedding: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingNetwork:
+    """A trained network of a dataset whose embeddings `,embedding` recipes
+    are conditioned on (`pixel_models.embeddings`).
+
+    Attributes:
+      workdir: its run (a model with a code of an image), relative to the
+        folder the programs run in.
+      dim: the size of its code.
+      recipes: the recipes that offer `,embedding` (models that take a float
+        embedding as `cond`).
+    """
+
+    workdir: str
+    dim: int
+    recipes: tuple[str, ...]
 
 
 def parse_arg(
-    arg: str, dataset: str, recipes: Collection[str], conditional: Collection[str] = ()
+    arg: str,
+    dataset: str,
+    recipes: Collection[str],
+    conditional: Collection[str] = (),
+    embedded: Collection[str] = (),
 ) -> Arg:
     """ "pixelcnn,tiny" -> Arg("pixelcnn", tiny=True), refusing a model with
-    no recipe in `recipes`, an unknown option, and `conditional` for a recipe
-    not in `conditional` (`dataset` names the file in the messages)."""
+    no recipe in `recipes`, an unknown option, `conditional` for a recipe
+    not in `conditional`, `embedding` for one not in `embedded`, and both
+    (`dataset` names the file in the messages)."""
     model, *options = [part.strip() for part in arg.split(",") if part.strip()] or [""]
     known = tuple(field.name for field in dataclasses.fields(Arg) if field.type is bool)
     unknown = set(options) - set(known)
@@ -74,6 +101,13 @@ def parse_arg(
             f"no conditional {dataset} recipe for {model!r}; "
             f"conditional recipes: {', '.join(sorted(conditional)) or 'none'}"
         )
+    if "embedding" in options and model not in embedded:
+        raise ValueError(
+            f"no {dataset} recipe for {model!r} conditioned on embeddings; "
+            f"recipes with `,embedding`: {', '.join(sorted(embedded)) or 'none'}"
+        )
+    if {"conditional", "embedding"} <= set(options):
+        raise ValueError(f"{arg!r}: conditional (labels) or embedding, not both")
     return Arg(model, **{option: True for option in options})
 
 
@@ -130,7 +164,9 @@ def defaults(
     )
     config.ema_decay = 0.0  # > 0 keeps a Polyak average of the parameters and evaluates it
     # "label": the model is conditioned on the batch's class labels, p(x | label).
-    config.conditioning = "label" if arg.conditional else "none"
+    # "embedding": on each image's embedding by a trained network,
+    # p(x | embedding), `config.embedding` (`assemble` sets it).
+    config.conditioning = "label" if arg.conditional else "embedding" if arg.embedding else "none"
     if arg.conditional:
         config.model.num_classes = data.get_spec(dataset_config.name).num_classes
     config.log_every_steps = 100
@@ -195,10 +231,17 @@ def assemble(
     num_levels: int,
     recipes: dict[str, Recipe],
     conditional: Collection[str] = (),
+    embedding: EmbeddingNetwork | None = None,
 ) -> ml_collections.ConfigDict:
     """The config `arg` names: the `defaults`, then the model's recipe, then
-    `shrink` for `tiny`."""
-    parsed = parse_arg(arg, dataset_config.name, recipes, conditional)
+    `shrink` for `tiny`; `embedding`, the dataset's embedding network, if
+    it has one."""
+    embedded = embedding.recipes if embedding else ()
+    parsed = parse_arg(arg, dataset_config.name, recipes, conditional, embedded)
     config = defaults(parsed, dataset_config, num_levels)
+    if parsed.embedding:
+        config.embedding = ml_collections.ConfigDict(
+            dict(workdir=embedding.workdir, dim=embedding.dim)
+        )
     recipes[parsed.model](config)
     return shrink(config) if parsed.tiny else config

@@ -25,7 +25,8 @@ import jax
 from absl import flags
 
 from experiments import program
-from pixel_models import data
+from pixel_models import embeddings
+from pixel_models.trained_model import load_embedding_network
 from pixel_models.training import checkpoints, evaluation, provenance, train_state, workdirs
 from pixel_models.training.experiment import Experiment
 
@@ -84,7 +85,7 @@ def main(argv):
         experiment = Experiment.build(config)
         num_samples = _importance_samples(experiment)
         use_ema = train_state.uses_ema(config, _PARAMS.value)
-        source = data.load_split(config.dataset, _SPLIT.value)
+        source = embeddings.load_split(config, _SPLIT.value, load_embedding_network(config))
         manager = checkpoints.make_manager(workdir, create=False)
         abstract_params = experiment.abstract_state.params
         params, step = checkpoints.restore_eval_params(

@@ -3,7 +3,7 @@
 python -m experiments.sample --workdir=DIR --num_samples=N --output=FILE.png
     [--temperature=T] [--labels=3,3,7] [--sampler=fast|naive] [--seed=S]
     [--complete_split=test --complete_rows=14 --num_completions=4]
-    [--interpolate=I,J --interpolation_steps=8 --interpolate_split=test]
+    [--interpolate=I,J --interpolation_steps=8] [--code_split=test]
     [--drawing_steps=8] [--checkpoint_step=N] [--params=raw|ema] [--data_dir=D]
 
 Restores the parameters only (the EMA when the run keeps one; --params
@@ -13,8 +13,12 @@ chooses) and writes FILE.png and FILE.npy (the drawn images, uint8 levels
 * unconditional runs: N samples, in rows of about sqrt(N);
 * class-conditional runs: one row of N samples per label of --labels
   (default: every class);
-* the auto-encoder: per image of the run's eval split (N of them), the image
-  and --num_completions decodings of its code;
+* the auto-encoder: per image of --code_split (the first N), the image and
+  --num_completions decodings of its code;
+* a run conditioned on a trained network's embeddings: per image of
+  --code_split (the first N, held-out test images by default), the image and
+  --num_completions samples given its embedding (the Gated PixelCNN paper's
+  new portraits of a person from one image);
 * with --complete_split: per image of that split (N of them), the image, the
   image with rows --complete_rows and below occluded, and --num_completions
   completions of the occluded rows (the rest never changes), conditioned on
@@ -26,13 +30,14 @@ chooses) and writes FILE.png and FILE.npy (the drawn images, uint8 levels
 * DRAW, which draws its image over T steps: FILE_steps.png as well, per
   sample a row of its canvas (the mean image) at --drawing_steps evenly
   spaced steps, the last one T, then the sample drawn from it;
-* with --interpolate=I,J (the auto-encoder and the latent-variable models):
-  images I and J of --interpolate_split, then decodings of codes at
-  --interpolation_steps evenly spaced points from I's code to J's (the
-  auto-encoder's code; a latent model's posterior mean of z), ends included.
+* with --interpolate=I,J (the auto-encoder, the latent-variable models, runs
+  conditioned on embeddings): images I and J of --code_split, then samples
+  given codes at --interpolation_steps evenly spaced points from I's code to
+  J's (the auto-encoder's code; a latent model's posterior mean of z; the
+  embedding), ends included: the ends are I's and J's codes exactly.
 
 --complete_rows needs --complete_split, and so does --num_completions except
-for the auto-encoder.
+for the auto-encoder and runs conditioned on embeddings.
 
 --temperature=T divides a categorical's logits by T. For PixelCNN++ it divides
 the mixture logits by T and multiplies the logistic scales by T: at small K,
@@ -73,7 +78,9 @@ _INTERPOLATE = flags.DEFINE_list(
     "interpolate", None, "I,J: interpolate between these images' codes"
 )
 _INTERPOLATION_STEPS = flags.DEFINE_integer("interpolation_steps", 8, "Points, ends included")
-_INTERPOLATE_SPLIT = flags.DEFINE_string("interpolate_split", "test", "Split of I and J")
+_CODE_SPLIT = flags.DEFINE_string(
+    "code_split", "test", "Split of the images whose codes samples are drawn given (and of I, J)"
+)
 _DRAWING_STEPS = flags.DEFINE_integer(
     "drawing_steps", 8, "DRAW: canvases per sample in FILE_steps.png (evenly spaced steps)"
 )
@@ -134,10 +141,10 @@ def _labels(trained: TrainedModel) -> list[int] | None:
 def _interpolation(trained: TrainedModel) -> canvases.Canvas:
     """--interpolate=I,J: the interpolation canvas between those images' codes."""
     model = trained.model
-    if not (model.ENCODES or model.LATENT):
+    if not (model.ENCODES or model.LATENT or trained.embedding_network):
         raise ValueError(
             f"--interpolate: {type(model).__name__} has no code to interpolate (the "
-            "auto-encoder and the latent-variable models have)"
+            "auto-encoder, the latent-variable models and runs conditioned on embeddings have)"
         )
     if _COMPLETE_SPLIT.value is not None or _LABELS.value:
         raise ValueError("--interpolate draws from codes: drop --complete_split and --labels")
@@ -145,31 +152,32 @@ def _interpolation(trained: TrainedModel) -> canvases.Canvas:
         pair = [int(i) for i in _INTERPOLATE.value]
     except ValueError:
         pair = []
-    source = data.load_split(trained.config.dataset, _INTERPOLATE_SPLIT.value)
+    source = data.load_split(trained.config.dataset, _CODE_SPLIT.value)
     if len(pair) != 2 or not all(0 <= i < len(source) for i in pair):
         raise ValueError(
             f"--interpolate={','.join(_INTERPOLATE.value)} must be two indices of "
-            f"{_INTERPOLATE_SPLIT.value} (0 to {len(source) - 1})"
+            f"{_CODE_SPLIT.value} (0 to {len(source) - 1})"
         )
     images = source.batch(np.asarray(pair))["image"].astype(np.int32)
-    codes = np.asarray(model.encode(trained.variables, images))
-    return canvases.interpolations(images, codes, _INTERPOLATION_STEPS.value)
+    return canvases.interpolations(images, trained.code(images), _INTERPOLATION_STEPS.value)
 
 
 def make_canvas(trained: TrainedModel) -> canvases.Canvas:
     """The canvas the flags ask for: an interpolation (--interpolate),
     completions of --complete_split, else what `canvases.for_model` draws of
-    the model (the auto-encoder's decodings are of the run's eval split)."""
+    the model (the auto-encoder and runs conditioned on embeddings: given the
+    codes of --code_split's images)."""
     if _INTERPOLATE.value:
         return _interpolation(trained)
     config, model, variables = trained.config, trained.model, trained.variables
     shape = trained.image_shape
     labels = _labels(trained)
-    split = _COMPLETE_SPLIT.value or (config.dataset.eval_split if model.ENCODES else None)
+    given_codes = model.ENCODES or trained.embedding_network is not None
+    split = _COMPLETE_SPLIT.value or (_CODE_SPLIT.value if given_codes else None)
     if split is None and _NUM_COMPLETIONS.present:
         raise ValueError(
-            "--num_completions needs --complete_split (or an auto-encoder run, whose "
-            "decodings it counts)"
+            "--num_completions needs --complete_split (or a run drawn given codes of "
+            "images, the auto-encoder's or embeddings, whose samples per image it counts)"
         )
     if split is None:
         return canvases.for_model(model, variables, shape, _NUM.value, labels)
@@ -179,10 +187,13 @@ def make_canvas(trained: TrainedModel) -> canvases.Canvas:
     batch = source.batch(np.arange(_NUM.value))
     images = batch["image"].astype(np.int32)
     if _COMPLETE_SPLIT.value is None:
-        return canvases.for_model(model, variables, shape, _NUM_COMPLETIONS.value, images=images)
+        num = _NUM_COMPLETIONS.value
+        return canvases.for_model(
+            model, variables, shape, num, images=images, codes=trained.code(images)
+        )
     cond = None
-    if model.ENCODES:
-        cond = np.asarray(model.encode(variables, images))
+    if given_codes:
+        cond = trained.code(images)
     elif labels is not None:
         cond = batch["label"].astype(np.int32)
     rows = shape[0] // 2 if _COMPLETE_ROWS.value is None else _COMPLETE_ROWS.value

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh
@@ -31,7 +30,7 @@ from pixel_models.interface import PixelModel
 from pixel_models.models.registry import build_model
 from pixel_models.sampling import canvases
 from pixel_models.training import checkpoints, sharding, train_state, workdirs
-from pixel_models.training.experiment import conditioning_key
+from pixel_models.training.experiment import conditioning_key, example_inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +44,9 @@ class TrainedModel:
         over `mesh`.
       step: the checkpoint's training step.
       mesh: this process's devices; sampling batches are sharded over them.
+      embedding_network: for a run conditioned on a trained network's
+        embeddings (`config.conditioning == "embedding"`), that network,
+        loaded; else None.
     """
 
     config: ml_collections.ConfigDict
@@ -52,6 +54,7 @@ class TrainedModel:
     params: Any
     step: int
     mesh: Mesh
+    embedding_network: "TrainedModel | None" = None
 
     @property
     def variables(self) -> dict[str, Any]:
@@ -77,9 +80,13 @@ class TrainedModel:
         """`log p(x)` of `images[B, H, W, C]` in nats, float64 `[B]`, scored
         in batches of the run's `eval_batch_size`. `cond`: labels `[B]` of a
         class-conditional run; for the auto-encoder, None (each image's own
-        code, as in training) or codes `[B, m]`."""
+        code, as in training) or codes `[B, m]`; for a run conditioned on
+        embeddings, None (each image's own embedding, as in training) or
+        embeddings `[B, dim]`."""
         x = self.checked_images(images)
         cond = self._checked_cond(cond, len(x))
+        if cond is None and self.embedding_network is not None:
+            cond = self.code(x)
         size = self.config.eval_batch_size
         parts = [
             self._log_prob(
@@ -122,6 +129,32 @@ class TrainedModel:
 
         return jax.jit(bound, static_argnums=3)
 
+    def code(self, images) -> np.ndarray:
+        """What this run's samples can be drawn given, for `images[B, H, W,
+        C]`, float32 `[B, m]`: the auto-encoder's code, a latent-variable
+        model's posterior mean of z, or, for a run conditioned on a trained
+        network's embeddings, that network's code of the images (its
+        `code`); computed in batches of the run's `eval_batch_size`."""
+        x = self.checked_images(images)
+        if self.embedding_network is not None:
+            return self.embedding_network.code(x)
+        if not (self.model.ENCODES or self.model.LATENT):
+            raise ValueError(
+                f"{self.config.model.name} has no code of an image (the auto-encoder, the "
+                "latent-variable models and runs conditioned on embeddings have)"
+            )
+        size = self.config.eval_batch_size
+        parts = [
+            self._encode(self.variables, x[start : start + size])
+            for start in range(0, len(x), size)
+        ]
+        return np.concatenate([np.asarray(part, np.float32) for part in parts])
+
+    @functools.cached_property
+    def _encode(self):
+        """The model's `encode`, compiled once per batch shape."""
+        return jax.jit(self.model.encode)
+
     def bits_per_dim(self, images, cond=None) -> np.ndarray:
         """The negative log-likelihood of each image in bits per subpixel, `[B]`."""
         return np.asarray(likelihood.bits_per_dim(-self.log_prob(images, cond), self.image_shape))
@@ -139,7 +172,10 @@ class TrainedModel:
 
         `labels[num]`: one class per image, for a class-conditional run (and
         only there). `cond`: codes `[num, m]` for the auto-encoder, whose
-        samples are decodings of a code. The fast and naive samplers draw the
+        samples are decodings of a code; embeddings `[num, dim]` (required)
+        for a run conditioned on them, e.g. `code(images)` of held-out
+        images; z `[num, latent_dim]` for a latent model (default: drawn
+        from the prior). The fast and naive samplers draw the
         same images for the same `rng`, and so does `experiments.sample`.
         """
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
@@ -147,6 +183,11 @@ class TrainedModel:
         if labels is not None and cond is not None:
             raise ValueError("give labels or cond, not both")
         given = self._checked_cond(labels if cond is None else cond, num)
+        if given is None and self.embedding_network is not None:
+            raise ValueError(
+                f"this run is conditioned on embeddings: give cond, {num} of them "
+                f"[{num}, {self.config.embedding.dim}] (code(images) of images)"
+            )
         canvas = dataclasses.replace(canvases.unconditional(num, self.image_shape), cond=given)
         return self._draw(canvas, rng, temperature, sampler)
 
@@ -161,7 +202,8 @@ class TrainedModel:
     ) -> np.ndarray:
         """`images[B, H, W, C]` with their top `rows` rows kept and the rest
         drawn, uint8 `[B, H, W, C]`. `labels[B]` for a class-conditional run;
-        the auto-encoder decodes each image's own code. Each drawn subpixel is
+        the auto-encoder decodes each image's own code, and a run conditioned
+        on embeddings is given each image's own. Each drawn subpixel is
         conditioned on the kept and drawn ones before it in the model's order:
         p(rest | kept) for raster-order models, but not for the multi-scale
         PixelRNN, which draws its subsampled pixels first (`sampling.sample`)."""
@@ -169,8 +211,8 @@ class TrainedModel:
         if isinstance(rows, bool) or not isinstance(rows, int) or not 0 <= rows <= x.shape[1]:
             raise ValueError(f"rows={rows!r} must be a whole number in [0, {x.shape[1]}]")
         cond = self._checked_cond(labels, len(x))
-        if self.model.ENCODES:
-            cond = np.asarray(self.model.encode(self.variables, jnp.asarray(x)))
+        if self.model.ENCODES or self.embedding_network is not None:
+            cond = self.code(x)
         canvas = canvases.completions(x, rows, 1, cond)
         return self._draw(canvas, rng, temperature, sampler)
 
@@ -186,7 +228,8 @@ class TrainedModel:
     def _checked_cond(self, cond, batch: int) -> np.ndarray | None:
         """`cond` for `batch` images: labels `[batch]` in `[0, num_classes)` for
         a class-conditional run (required), codes `[batch, m]` or None for the
-        auto-encoder, z `[batch, latent_dim]` or None (the prior's) for a latent
+        auto-encoder, embeddings `[batch, dim]` or None for a run conditioned
+        on them, z `[batch, latent_dim]` or None (the prior's) for a latent
         model, None otherwise; a ValueError for anything else."""
         if cond is None:
             if self.num_classes:
@@ -200,16 +243,19 @@ class TrainedModel:
             if cond.min() < 0 or cond.max() >= self.num_classes:
                 raise ValueError(f"labels must be in [0, {self.num_classes}), got {cond.tolist()}")
             return cond.astype(np.int32)
-        # The auto-encoder's codes, a latent model's z: floats [batch, dim].
-        name, dim = ("codes", "code_dim") if self.model.ENCODES else ("z", "latent_dim")
-        if self.model.ENCODES or self.model.LATENT:
-            dim = self.config.model[dim]
-            if cond.shape != (batch, dim) or not np.issubdtype(cond.dtype, np.floating):
-                raise ValueError(
-                    f"{name} must be floats [{batch}, {dim}], got {cond.dtype} {list(cond.shape)}"
-                )
-            return cond.astype(np.float32)
-        raise ValueError(f"this {self.config.model.name} run is unconditional: give no labels")
+        # Embeddings, the auto-encoder's codes, a latent model's z: floats [batch, dim].
+        if self.embedding_network is not None:
+            name, dim = "embeddings", self.config.embedding.dim
+        elif self.model.ENCODES:
+            name, dim = "codes", self.config.model.code_dim
+        elif self.model.LATENT:
+            name, dim = "z", self.config.model.latent_dim
+        else:
+            raise ValueError(f"this {self.config.model.name} run is unconditional: give no labels")
+        if cond.shape != (batch, dim) or not np.issubdtype(cond.dtype, np.floating):
+            got = f"{cond.dtype} {list(cond.shape)}"
+            raise ValueError(f"{name} must be floats [{batch}, {dim}], got {got}")
+        return cond.astype(np.float32)
 
     def _draw(
         self, canvas: canvases.Canvas, rng: jax.Array, temperature: float, sampler: str
@@ -237,8 +283,7 @@ def load(
         raise FileNotFoundError(f"{workdir} has no {workdirs.CONFIG_FILE}: not a training run")
     model = build_model(config.model)
     mesh = sharding.make_mesh()
-    spec = data.get_spec(config.dataset.name)
-    image, cond = train_state.example_inputs(spec.image_shape, conditioning_key(config, spec))
+    image, cond = example_inputs(config, data.get_spec(config.dataset.name))
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), image, cond)["params"])
     abstract = sharding.replicated_shapes(mesh, shapes)
     manager = checkpoints.make_manager(workdir, create=False)
@@ -247,4 +292,32 @@ def load(
         restored, restored_step = checkpoints.restore_eval_params(manager, abstract, use_ema, step)
     finally:
         manager.close()
-    return TrainedModel(config, model, restored, restored_step, mesh)
+    return TrainedModel(
+        config, model, restored, restored_step, mesh, load_embedding_network(config)
+    )
+
+
+def load_embedding_network(config: ml_collections.ConfigDict) -> TrainedModel | None:
+    """The trained network whose embeddings the run `config` is conditioned
+    on (`config.embedding.workdir`), loaded; None for a run conditioned on
+    none. Refused, with one ValueError, when that workdir holds no run, or
+    a run with no code of an image, of other images, or of a code of
+    another size than `config.embedding.dim`."""
+    spec = data.get_spec(config.dataset.name)
+    if conditioning_key(config, spec) != "embedding":
+        return None
+    workdir, dim = config.embedding.workdir, config.embedding.dim
+    try:
+        network = load(workdir)
+    except (FileNotFoundError, ValueError) as e:
+        raise ValueError(f"embedding.workdir={workdir}: {e}") from None
+    trained_on = (network.config.dataset.name, network.image_shape, network.num_levels)
+    if trained_on != (config.dataset.name, spec.image_shape, config.model.num_levels):
+        raise ValueError(
+            f"embedding.workdir={workdir} is a run of {trained_on[0]}, this one of "
+            f"{config.dataset.name}: embed the images the run is trained on"
+        )
+    got = network.code(np.zeros((1, *spec.image_shape), np.int32)).shape[-1]
+    if got != dim:
+        raise ValueError(f"embedding.dim={dim}, but embedding.workdir={workdir} gives {got}")
+    return network

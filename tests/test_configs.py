@@ -19,7 +19,11 @@ def recipes():
         module = importlib.import_module(f"configs.{name}")
         for model in module.RECIPES:
             conditional = model in module.CONDITIONAL
-            for option in ["", ",tiny"] + [",conditional", ",conditional,tiny"] * conditional:
+            embedded = (
+                model in getattr(module, "EMBEDDING", common.EmbeddingNetwork("", 0, ())).recipes
+            )
+            options = ["", ",tiny"] + [",conditional", ",conditional,tiny"] * conditional
+            for option in options + [",embedding", ",embedding,tiny"] * embedded:
                 yield name, model + option
 
 
@@ -31,7 +35,9 @@ def test_every_recipe_builds(dataset, arg):
     assert config.reference
     experiment = Experiment.build(config, devices=jax.devices()[:1])  # traces the model
     assert sum(p.size for p in jax.tree.leaves(experiment.abstract_state.params)) > 0
-    assert (config.conditioning == "label") == arg.endswith(("conditional", "conditional,tiny"))
+    options = set(arg.split(",")[1:])
+    conditioning = "label" if "conditional" in options else "none"
+    assert config.conditioning == ("embedding" if "embedding" in options else conditioning)
     if arg.endswith("tiny"):  # the first examples of the recipe's own eval split
         sizes = {base: spec.num_examples(base) for base in spec.splits}
         (base, part), *rest = splits.split_slices(config.dataset.eval_split, sizes)
@@ -63,6 +69,11 @@ def test_bad_args():
         importlib.import_module("configs.binarized_mnist").get_config("pixelcnn,cpu20")
     parsed = common.parse_arg("pixelcnn, tiny", "mnist", ["pixelcnn"])
     assert parsed == common.Arg("pixelcnn", tiny=True, conditional=False)
+    binarized_mnist = importlib.import_module("configs.binarized_mnist")
+    with pytest.raises(ValueError, match="no binarized_mnist recipe for 'pixelcnn' conditioned on"):
+        binarized_mnist.get_config("pixelcnn,embedding")
+    with pytest.raises(ValueError, match="conditional .labels. or embedding, not both"):
+        common.parse_arg("m,conditional,embedding", "d", ["m"], conditional=["m"], embedded=["m"])
 
 
 def test_split_head():

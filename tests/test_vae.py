@@ -169,7 +169,7 @@ def test_evaluate_and_sample_say_a_bound_is_a_bound(tmp_path, data_dir):
     interpolate = [
         "--interpolate=0,1",
         "--interpolation_steps=3",
-        "--interpolate_split=validation[:8]",
+        "--code_split=validation[:8]",
     ]
     run_ok("experiments.sample", f"--workdir={tmp_path}", *interpolate, f"--output={between}")
     assert np.load(between.with_suffix(".npy")).shape == (3, 28, 28, 1)

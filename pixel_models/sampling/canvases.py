@@ -148,19 +148,24 @@ def for_model(
     num: int,
     labels: Sequence[int] | None = None,
     images: np.ndarray | None = None,
+    codes: np.ndarray | None = None,
 ) -> Canvas:
     """What to draw of `model` (no completion):
 
-    * a model that encodes its input (`model.ENCODES`, the auto-encoder): per
-      image of `images[n, H, W, C]`, the image and `num` decodings of its code;
+    * a model that encodes its input (`model.ENCODES`, the auto-encoder), or
+      one given `codes[n, m]` of `images` (a trained network's embeddings):
+      per image of `images[n, H, W, C]`, the image and `num` samples given
+      its code (the auto-encoder's own, unless `codes` are given);
     * a class-conditional model (`labels` given): a row of `num` samples per label;
     * any other: `num` samples.
     """
-    if model.ENCODES:
+    if model.ENCODES or codes is not None:
         if images is None:
             raise ValueError(f"{type(model).__name__} decodes codes of images: give images")
         images = np.asarray(images, np.int32)
-        return decodings(images, np.asarray(model.encode(variables, images)), num)
+        if codes is None:
+            codes = np.asarray(model.encode(variables, images))
+        return decodings(images, codes, num)
     if labels is not None:
         return per_label(list(labels), num, image_shape)
     return unconditional(num, image_shape)

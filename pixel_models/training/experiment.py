@@ -37,11 +37,14 @@ def _check_run_fields(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"{name}={value!r} must be a whole number >= {minimum}")
 
 
-CONDITIONING = ("none", "label")
+CONDITIONING = ("none", "label", "embedding")
 
 
 def conditioning_key(config: ml_collections.ConfigDict, spec: data.DatasetSpec) -> str | None:
-    """`config.conditioning` ("none" or "label") -> the batch entry fed as `cond`."""
+    """`config.conditioning` -> the batch entry fed as `cond`: None ("none"),
+    "label", or "embedding" (each image's embedding by the trained network
+    `config.embedding.workdir`, `config.embedding.dim` numbers;
+    `pixel_models.embeddings`)."""
     conditioning = config.get("conditioning", "none")
     if conditioning not in CONDITIONING:
         raise ValueError(f"conditioning={conditioning!r} must be one of {', '.join(CONDITIONING)}")
@@ -50,7 +53,26 @@ def conditioning_key(config: ml_collections.ConfigDict, spec: data.DatasetSpec) 
             f"conditioning='label', but {config.dataset.name} has no labels: "
             "use an unconditional recipe"
         )
+    if conditioning == "embedding":
+        embedding = config.get("embedding") or {}
+        dim = embedding.get("dim")
+        if not embedding.get("workdir") or isinstance(dim, bool) or not isinstance(dim, int):
+            raise ValueError(
+                "conditioning='embedding' needs config.embedding.workdir (a trained run whose "
+                "model has an encoder) and config.embedding.dim (the size of its code)"
+            )
+        if dim < 1:
+            raise ValueError(f"embedding.dim={dim} must be at least 1")
     return None if conditioning == "none" else conditioning
+
+
+def example_inputs(
+    config: ml_collections.ConfigDict, spec: data.DatasetSpec
+) -> tuple[jax.Array, jax.Array | None]:
+    """`train_state.example_inputs` of the run `config` on `spec`'s images."""
+    cond_key = conditioning_key(config, spec)
+    dim = config.embedding.dim if cond_key == "embedding" else 0
+    return train_state.example_inputs(spec.image_shape, cond_key, dim)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +144,8 @@ class Experiment:
     def conditioned_on(self) -> str | None:
         """What the NLL is conditioned on: None (p(x)), the batch entry fed as
         `cond` ("label"), or what the model conditions on by itself (its
-        `CONDITIONED_ON`, e.g. the auto-encoder's own code of x)."""
+        `CONDITIONED_ON`, e.g. the auto-encoder's own code of x).
+        "embedding" is the embedding network's code of x itself."""
         return self.cond_key or self.model.CONDITIONED_ON
 
     def likelihood(self, num_samples: int = 1) -> str:
@@ -150,7 +173,7 @@ class Experiment:
         return sharding.put_batch(self.mesh, rows)
 
     def _create_state(self, rng: jax.Array) -> train_state.TrainState:
-        image, cond = train_state.example_inputs(self.image_shape, self.cond_key)
+        image, cond = example_inputs(self.config, data.get_spec(self.config.dataset.name))
         return train_state.create_train_state(
             self.model, self.optimizer, rng, image, self.use_ema, cond=cond
         )

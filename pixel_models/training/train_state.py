@@ -44,13 +44,18 @@ def uses_ema(config, params: str | None = None) -> bool:
 
 
 def example_inputs(
-    image_shape: tuple[int, int, int], cond_key: str | None
+    image_shape: tuple[int, int, int], cond_key: str | None, embedding_dim: int = 0
 ) -> tuple[jnp.ndarray, jnp.ndarray | None]:
     """`(image, cond)` that fix the shapes of a model's parameters: one zero
     image `[1, H, W, C]`, and a zero label `[1]` when the run feeds labels
-    (`cond_key` "label"), else None."""
+    (`cond_key` "label"), a zero embedding `[1, embedding_dim]` when it feeds
+    embeddings ("embedding"), else None."""
     image = jnp.zeros((1, *image_shape), jnp.int32)
-    return image, None if cond_key is None else jnp.zeros((1,), jnp.int32)
+    if cond_key is None:
+        return image, None
+    if cond_key == "embedding":
+        return image, jnp.zeros((1, embedding_dim), jnp.float32)
+    return image, jnp.zeros((1,), jnp.int32)
 
 
 def create_train_state(

@@ -18,9 +18,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from pixel_models import data, likelihood
+from pixel_models import data, embeddings, likelihood
 from pixel_models.data import input_pipeline
 from pixel_models.sampling import canvases, grid
+from pixel_models.trained_model import load_embedding_network
 from pixel_models.training import checkpoints, evaluation, metric_writer, provenance, workdirs
 from pixel_models.training.experiment import Experiment
 from pixel_models.training.progress import progress_bar
@@ -44,8 +45,8 @@ class Run:
     """A validated run: its experiment and its data, ready to train."""
 
     experiment: Experiment
-    train_data: data.ImageSource
-    eval_data: data.ImageSource
+    train_data: data.ImageSource | embeddings.EmbeddedSource
+    eval_data: data.ImageSource | embeddings.EmbeddedSource
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> Run:
@@ -58,8 +59,9 @@ def prepare(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> R
     if saved is not None and checkpoints.has_checkpoints(workdir):
         workdirs.check_compatible(config, saved, workdir)
     experiment = Experiment.build(config)
-    train_data = data.load_split(config.dataset, config.dataset.train_split)
-    eval_data = data.load_split(config.dataset, config.dataset.eval_split)
+    network = load_embedding_network(config)
+    train_data = embeddings.load_split(config, config.dataset.train_split, network)
+    eval_data = embeddings.load_split(config, config.dataset.eval_split, network)
     return Run(experiment, train_data, eval_data)
 
 
@@ -207,7 +209,8 @@ def _write_samples(
     run: Run, params, step: int, writer: metric_writer.MetricWriter, workdir: pathlib.Path
 ) -> None:
     """A grid of `config.num_sample_images` fast samples (one per class for a
-    class-conditional run; decodings of eval images for the auto-encoder) to
+    class-conditional run; decodings of eval images for the auto-encoder, and
+    samples given their embeddings for a run conditioned on them) to
     TensorBoard ("samples") and `workdir/samples/step_<step>.png`."""
     experiment = run.experiment
     config, model, variables = experiment.config, experiment.model, {"params": params}
@@ -216,9 +219,13 @@ def _write_samples(
     if experiment.cond_key == "label":
         labels = list(range(data.get_spec(config.dataset.name).num_classes))
         num = max(1, num // len(labels))
-    if model.ENCODES:
-        images, num = run.eval_data.batch(np.arange(min(num, len(run.eval_data))))["image"], 1
-    canvas = canvases.for_model(model, variables, experiment.image_shape, num, labels, images)
+    codes = None
+    if model.ENCODES or experiment.cond_key == "embedding":
+        batch = run.eval_data.batch(np.arange(min(num, len(run.eval_data))))
+        images, codes, num = batch["image"], batch.get("embedding"), 1
+    canvas = canvases.for_model(
+        model, variables, experiment.image_shape, num, labels, images, codes
+    )
     rng = jax.random.fold_in(jax.random.key(config.seed), step)
     samples = canvases.draw(canvas, model, variables, experiment.mesh, rng)
     image = canvas.grid(samples, config.model.num_levels)
