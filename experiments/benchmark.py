@@ -11,7 +11,10 @@ images per second, the FLOP/s reached). With `--sample_rows=N` (N > 0) also
 `fast_sample_images_per_sec`, `naive_sample_images_per_sec` and their
 ratio `sample_speedup`: each sampler draws N rows of a batch after one
 compiled row, and the rate is scaled to whole images (a row's work is the
-same in every row; the naive sampler's whole image takes minutes).
+same in every row; the naive sampler's whole image takes minutes). And
+`fast_kernels_per_step`, `naive_kernels_per_step`: the kernels that one step
+of the sampling loop (one unit: a subpixel, or a pixel) runs in the
+compiled row (`kernels_per_step`), what becomes kernel launches on a GPU.
 Both steps are the trainer's (`Experiment`), on one device, in chunks as in
 training and evaluation (`--config.cpu_chunk_pixels=0` takes each batch at once).
 
@@ -23,6 +26,7 @@ the medians of the per-round ratios, `train_ratio` and `eval_ratio`.
 """
 
 import json
+import re
 import resource
 import shlex
 import statistics
@@ -66,20 +70,90 @@ def images_per_second(fn, batch_size: int, seconds: float) -> float:
     return count * batch_size / (time.perf_counter() - start)
 
 
-def sample_images_per_second(experiment: Experiment, params, sampler: str, rows: int) -> float:
+# HLO instructions that run no kernel: arguments, literals, tuples and views.
+_NO_KERNEL = {"parameter", "constant", "tuple", "get-tuple-element", "bitcast"}
+_CALLEES = re.compile(r"\b(?:body|condition|to_apply)=%?([\w.\-]+)|branch_computations=\{([^}]*)\}")
+
+
+def _computations(hlo: str) -> tuple[dict[str, list[str]], str]:
+    """A compiled HLO module's text -> ({computation: its instruction lines}, ENTRY's name)."""
+    computations, entry, current = {}, None, None
+    for line in hlo.splitlines():
+        header = re.match(r"(ENTRY )?%?([\w.\-]+) \(.*\{$", line)
+        if header and not line.startswith(" "):
+            current = header.group(2)
+            computations[current] = []
+            entry = current if header.group(1) else entry
+        elif line == "}":
+            current = None
+        elif current is not None and " = " in line:
+            computations[current].append(line)
+    return computations, entry
+
+
+def _opcode(line: str) -> str:
+    """The opcode of an HLO instruction line `%name = TYPE opcode(...)` (a
+    TYPE, tuples too, holds no space followed by a word and a parenthesis)."""
+    return re.search(r" ([a-z][\w\-]*)\(", " " + line.split(" = ", 1)[1]).group(1)
+
+
+def _callees(line: str) -> list[str]:
+    names = []
+    for single, branches in _CALLEES.findall(line):
+        names += [single] if single else [b.strip().lstrip("%") for b in branches.split(",")]
+    return names
+
+
+def kernels_per_step(hlo: str) -> int:
+    """The kernels that one iteration of the first loop of a compiled HLO
+    module (`compiled.as_text()`) runs: every instruction of its body and
+    condition but arguments, literals, tuples and views, with the
+    instructions of the loops, calls and branches inside counted in their
+    place (once per loop). A fusion or a library call (a GEMM) is one."""
+    computations, entry = _computations(hlo)
+
+    def count(name: str) -> int:
+        total = 0
+        for line in computations[name]:
+            opcode = _opcode(line)
+            if opcode in ("while", "call", "conditional"):
+                total += sum(count(callee) for callee in _callees(line))
+            elif opcode not in _NO_KERNEL:
+                total += 1
+        return total
+
+    pending = [entry]
+    while pending:  # breadth first from ENTRY, through calls, to the first loop
+        for line in computations[pending.pop(0)]:
+            if _opcode(line) == "while":
+                return sum(count(callee) for callee in _callees(line))
+            if _opcode(line) in ("call", "conditional"):
+                pending += _callees(line)
+    raise ValueError("the compiled module has no loop")
+
+
+def sample_figures(experiment: Experiment, params, sampler: str, rows: int) -> tuple[float, int]:
     """Images per second of `sampler` on a batch of `config.batch_size`,
-    timed over `rows` rows after one compiled row, scaled to whole images."""
+    timed over `rows` rows after one compiled row, scaled to whole images;
+    and the kernels per step of the compiled row (`kernels_per_step`)."""
     model, config = experiment.model, experiment.config
     height = experiment.image_shape[0]
     if not 0 < rows < height:
         raise ValueError(f"--sample_rows={rows} must be in [1, {height - 1}]")
     variables = {"params": params}
-    # A batch of `batch_size` images: plain samples, a row of label 0, or one
-    # decoding of each of as many zero images.
+    # A batch of `batch_size` images: plain samples, a row of label 0, one
+    # decoding of each of as many zero images (or zero embeddings), or
+    # samples given z from the prior.
     zeros = np.zeros((config.batch_size, *experiment.image_shape), np.int32)
     labels = [0] if experiment.cond_key == "label" else None
-    num = 1 if model.ENCODES else config.batch_size
-    canvas = canvases.for_model(model, variables, experiment.image_shape, num, labels, zeros)
+    codes = None
+    if experiment.cond_key == "embedding":
+        codes = np.zeros((config.batch_size, config.embedding.dim), np.float32)
+    num = 1 if model.ENCODES or codes is not None else config.batch_size
+    shape = experiment.image_shape
+    canvas = canvases.for_model(model, variables, shape, num, labels, zeros, codes)
+    if model.LATENT:
+        canvas = canvases.with_latent(canvas, model, variables, jax.random.key(0))
     x, known = jnp.asarray(canvas.start), jnp.asarray(canvas.known)
     stepper = sampling.make_stepper(model, variables, sampler, canvas.cond)
     row = jax.jit(
@@ -87,13 +161,15 @@ def sample_images_per_second(experiment: Experiment, params, sampler: str, rows:
             model, stepper, state, x, known, jax.random.key(0), i
         )
     )
-    state, x = row(jax.jit(stepper.init)(x), x, jnp.int32(0))
+    state = jax.jit(stepper.init)(x)
+    kernels = kernels_per_step(row.lower(state, x, jnp.int32(0)).compile().as_text())
+    state, x = row(state, x, jnp.int32(0))
     jax.block_until_ready(x)
     start = time.perf_counter()
     for i in range(1, rows + 1):
         state, x = row(state, x, jnp.int32(i))
     jax.block_until_ready(x)
-    return config.batch_size / ((time.perf_counter() - start) / rows * height)
+    return config.batch_size / ((time.perf_counter() - start) / rows * height), kernels
 
 
 def run_peer(command: str) -> dict:
@@ -122,6 +198,10 @@ def benchmark(
     if experiment.cond_key == "label":
         num_classes = data.get_spec(config.dataset.name).num_classes
         local["label"] = rng.integers(0, num_classes, config.batch_size)
+    if experiment.cond_key == "embedding":
+        local["embedding"] = rng.normal(size=(config.batch_size, config.embedding.dim)).astype(
+            np.float32
+        )
     batch = experiment.device_batch(local)
     eval_batch = experiment.device_batch(local, mask=np.ones(config.batch_size, bool))
     eval_rng = jax.random.key(config.seed)  # the z of a latent model's bound
@@ -150,9 +230,9 @@ def benchmark(
     flops = (compiled.cost_analysis() or {}).get("flops")
     if sample_rows:
         for sampler in sampling.SAMPLERS:
-            result[f"{sampler}_sample_images_per_sec"] = round(
-                sample_images_per_second(experiment, state.eval_params(), sampler, sample_rows), 4
-            )
+            rate, kernels = sample_figures(experiment, state.eval_params(), sampler, sample_rows)
+            result[f"{sampler}_sample_images_per_sec"] = round(rate, 4)
+            result[f"{sampler}_kernels_per_step"] = kernels
         result["sample_speedup"] = round(
             result["fast_sample_images_per_sec"] / result["naive_sample_images_per_sec"], 1
         )

@@ -3,6 +3,8 @@ import shlex
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 from configs import binarized_mnist
@@ -28,6 +30,33 @@ def test_benchmark_figures():
     assert result["train_gflops_per_image"] > 0
     fast, naive = result["fast_sample_images_per_sec"], result["naive_sample_images_per_sec"]
     assert fast > naive > 0 and result["sample_speedup"] == pytest.approx(fast / naive, rel=0.01)
+    assert result["fast_kernels_per_step"] > 0 and result["naive_kernels_per_step"] > 0
+
+
+def test_kernels_per_step_counts_one_loop_iteration():
+    """A loop of a GEMM, then tanh and an add fused: per iteration the GEMM
+    and the fusion, and the counter and the loop test; nothing outside it,
+    and a loop inside it counted in its place."""
+
+    def kernels(f, *args):
+        return benchmark.kernels_per_step(jax.jit(f).lower(*args).compile().as_text())
+
+    def gemm_tanh(i, x):
+        return jnp.tanh(x @ x) + i
+
+    x = jnp.ones((4, 4))
+    once = kernels(lambda x: jax.lax.fori_loop(0, 5, gemm_tanh, x), x)
+    before_and_after = kernels(lambda x: jnp.sin(jax.lax.fori_loop(0, 5, gemm_tanh, x @ x)), x)
+    assert once == before_and_after
+    twice = kernels(lambda x: jax.lax.fori_loop(0, 5, lambda i, x: gemm_tanh(i, x @ x), x), x)
+    assert twice == once + 1  # one more GEMM per iteration
+    nested = kernels(
+        lambda x: jax.lax.fori_loop(0, 3, lambda i, x: jax.lax.fori_loop(0, 5, gemm_tanh, x), x),
+        x,
+    )
+    assert nested > once
+    with pytest.raises(ValueError, match="no loop"):
+        kernels(lambda x: x @ x, x)
 
 
 def test_benchmark_against_a_peer_reports_median_ratios():
