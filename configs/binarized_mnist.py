@@ -187,11 +187,16 @@ SWEEPS = {
     # checkpoint kept, so that `experiments.export --checkpoint_step=best`
     # can choose one. Each ran alone on one pinned core (`taskset -c 1`).
     # The PixelCNN, about 3 times as fast a step, ran 3 times the steps in
-    # about the same CPU time, evaluated every 8,000. The VAE beside them:
+    # about the same CPU time, evaluated every 8,000. The Gated PixelCNN, whose
+    # step takes about 5 times the PixelCNN's, 32,000 steps. The VAE beside them:
     # about 48 epochs (the IWAE paper trains 3,280), evaluated every 20,000.
     "zoo": [
         {"config": model, "num_train_steps": steps, **ZOO}
-        for model, steps in (("row_lstm", 40_000), ("diagonal_bilstm", 40_000))
+        for model, steps in (
+            ("row_lstm", 40_000),
+            ("diagonal_bilstm", 40_000),
+            ("gated_pixelcnn", 32_000),
+        )
     ]
     + [
         {

@@ -157,7 +157,7 @@ def test_cpu_chunk_pixels_flag_overrides_the_rule(tmp_path):
         assert f"cpu_chunk_pixels: {shown}\n" in out, out
 
 
-@pytest.mark.parametrize("sweep,count", [("cpu20", 3), ("seeds", 6), ("zoo", 4)])
+@pytest.mark.parametrize("sweep,count", [("cpu20", 3), ("seeds", 6), ("zoo", 5)])
 def test_binarized_mnist_sweeps_resolve(sweep, count, tmp_path):
     # A subprocess: experiments.sweep defines absl flags other programs' tests define too.
     from tests.helpers import run_ok
