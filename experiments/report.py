@@ -388,7 +388,11 @@ def _recipe(command: str) -> str:
 
 
 def _published(reference: str) -> float | None:
-    """The number that ends a recipe's `reference` ("... 80.54 nats"), if any."""
+    """The number that ends a recipe's `reference` ("... 80.54 nats"), if any;
+    none for a recipe with no published figure of its own ("no published
+    ...", whatever figures of other models it cites after that)."""
+    if reference.startswith("no published"):
+        return None
     match = re.search(r"(\d+\.\d+) (nats|bits/dim)\)?$", reference)
     return float(match.group(1)) if match else None
 
