@@ -125,9 +125,10 @@ def kernels_per_step(hlo: str) -> int:
     pending = [entry]
     while pending:  # breadth first from ENTRY, through calls, to the first loop
         for line in computations[pending.pop(0)]:
-            if _opcode(line) == "while":
+            opcode = _opcode(line)
+            if opcode == "while":
                 return sum(count(callee) for callee in _callees(line))
-            if _opcode(line) in ("call", "conditional"):
+            if opcode in ("call", "conditional"):
                 pending += _callees(line)
     raise ValueError("the compiled module has no loop")
 

@@ -172,8 +172,7 @@ def make_canvas(trained: TrainedModel) -> canvases.Canvas:
     config, model, variables = trained.config, trained.model, trained.variables
     shape = trained.image_shape
     labels = _labels(trained)
-    given_codes = model.ENCODES or trained.embedding_network is not None
-    split = _COMPLETE_SPLIT.value or (_CODE_SPLIT.value if given_codes else None)
+    split = _COMPLETE_SPLIT.value or (_CODE_SPLIT.value if trained.drawn_given_codes else None)
     if split is None and _NUM_COMPLETIONS.present:
         raise ValueError(
             "--num_completions needs --complete_split (or a run drawn given codes of "
@@ -192,7 +191,7 @@ def make_canvas(trained: TrainedModel) -> canvases.Canvas:
             model, variables, shape, num, images=images, codes=trained.code(images)
         )
     cond = None
-    if given_codes:
+    if trained.drawn_given_codes:
         cond = trained.code(images)
     elif labels is not None:
         cond = batch["label"].astype(np.int32)

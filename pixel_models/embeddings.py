@@ -57,7 +57,7 @@ def embed(source: data.ImageSource, network: TrainedModel) -> EmbeddedSource:
         network.code(source.batch(np.arange(start, min(start + CHUNK, len(source))))["image"])
         for start in progress_bar(starts, desc="embed", unit="chunk", leave=False)
     ]
-    return EmbeddedSource(source, np.concatenate(chunks).astype(np.float32))
+    return EmbeddedSource(source, np.concatenate(chunks))  # float32, as `code` gives
 
 
 def load_split(

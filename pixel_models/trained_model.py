@@ -66,6 +66,13 @@ class TrainedModel:
         return data.get_spec(self.config.dataset.name).image_shape
 
     @property
+    def drawn_given_codes(self) -> bool:
+        """Whether each image is drawn given a code of an image (`code`): the
+        auto-encoder's own, or the embedding network's for a run conditioned
+        on embeddings."""
+        return self.model.ENCODES or self.embedding_network is not None
+
+    @property
     def num_levels(self) -> int:
         return self.config.model.num_levels
 
@@ -211,7 +218,7 @@ class TrainedModel:
         if isinstance(rows, bool) or not isinstance(rows, int) or not 0 <= rows <= x.shape[1]:
             raise ValueError(f"rows={rows!r} must be a whole number in [0, {x.shape[1]}]")
         cond = self._checked_cond(labels, len(x))
-        if self.model.ENCODES or self.embedding_network is not None:
+        if self.drawn_given_codes:
             cond = self.code(x)
         canvas = canvases.completions(x, rows, 1, cond)
         return self._draw(canvas, rng, temperature, sampler)
