@@ -105,11 +105,13 @@ def _callees(line: str) -> list[str]:
 
 
 def kernels_per_step(hlo: str) -> int:
-    """The kernels that one iteration of the first loop of a compiled HLO
-    module (`compiled.as_text()`) runs: every instruction of its body and
-    condition but arguments, literals, tuples and views, with the
+    """The kernels that one iteration of the largest outermost loop of a
+    compiled HLO module (`compiled.as_text()`) runs: every instruction of its
+    body and condition but arguments, literals, tuples and views, with the
     instructions of the loops, calls and branches inside counted in their
-    place (once per loop). A fusion or a library call (a GEMM) is one."""
+    place (once per loop). A fusion or a library call (a GEMM) is one. The
+    largest: a sampled row's loop over its units, not the loops that a CPU
+    build's random number generator runs before it."""
     computations, entry = _computations(hlo)
 
     def count(name: str) -> int:
@@ -122,15 +124,17 @@ def kernels_per_step(hlo: str) -> int:
                 total += 1
         return total
 
-    pending = [entry]
-    while pending:  # breadth first from ENTRY, through calls, to the first loop
+    loops, pending = [], [entry]
+    while pending:  # from ENTRY, through calls and branches, to the outermost loops
         for line in computations[pending.pop(0)]:
             opcode = _opcode(line)
             if opcode == "while":
-                return sum(count(callee) for callee in _callees(line))
-            if opcode in ("call", "conditional"):
+                loops.append(sum(count(callee) for callee in _callees(line)))
+            elif opcode in ("call", "conditional"):
                 pending += _callees(line)
-    raise ValueError("the compiled module has no loop")
+    if not loops:
+        raise ValueError("the compiled module has no loop")
+    return max(loops)
 
 
 def sample_figures(experiment: Experiment, params, sampler: str, rows: int) -> tuple[float, int]:

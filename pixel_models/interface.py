@@ -66,11 +66,15 @@ class Stepper:
       at pixel `(i, j)`, `[B, 1, 1, ...]` (the model's output layout), given
       `x`, whose subpixels before the unit drawn next are final. It may be
       called again at the same pixel (for the next colour) with that pixel's
-      earlier colours filled in.
+      earlier colours filled in;
+    * `start_row(state, x, i) -> state`: the work of row `i` that none of its
+      pixels changes (what reads only the rows above, final in `x`), done once
+      before the row's first step rather than inside a step. By default none.
     """
 
     init: Callable[[jnp.ndarray], Any]
     step: Callable[[Any, jnp.ndarray, jnp.ndarray, jnp.ndarray], tuple[Any, jnp.ndarray]]
+    start_row: Callable[[Any, jnp.ndarray, jnp.ndarray], Any] = lambda state, x, i: state
 
 
 M = TypeVar("M", bound=nn.Module)

@@ -25,9 +25,11 @@ def assert_fast_matches_naive(model, variables, shape, cond=None, seed: int = 0,
         part, stage_cond = fast[:, stage.rows, stage.cols], stage.cond(fast)
         full = np.asarray(stage.model.apply(stage.variables, part, cond=stage_cond))
         stepper = sampling.make_stepper(stage.model, stage.variables, "fast", stage_cond)
-        step = jax.jit(stepper.step)
+        step, start_row = jax.jit(stepper.step), jax.jit(stepper.start_row)
         state = jax.jit(stepper.init)(part)
         for i, j in np.ndindex(*part.shape[1:3]):
+            if j == 0:
+                state = start_row(state, part, jnp.int32(i))
             state, params = step(state, part, jnp.int32(i), jnp.int32(j))
             np.testing.assert_allclose(
                 np.asarray(params)[:, 0, 0],

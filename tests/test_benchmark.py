@@ -36,7 +36,7 @@ def test_benchmark_figures():
 def test_kernels_per_step_counts_one_loop_iteration():
     """A loop of a GEMM, then tanh and an add fused: per iteration the GEMM
     and the fusion, and the counter and the loop test; nothing outside it,
-    and a loop inside it counted in its place."""
+    not a smaller loop before it, and a loop inside it counted in its place."""
 
     def kernels(f, *args):
         return benchmark.kernels_per_step(jax.jit(f).lower(*args).compile().as_text())
@@ -48,6 +48,13 @@ def test_kernels_per_step_counts_one_loop_iteration():
     once = kernels(lambda x: jax.lax.fori_loop(0, 5, gemm_tanh, x), x)
     before_and_after = kernels(lambda x: jnp.sin(jax.lax.fori_loop(0, 5, gemm_tanh, x @ x)), x)
     assert once == before_and_after
+    smaller_loop_first = kernels(
+        lambda x: jax.lax.fori_loop(
+            0, 5, gemm_tanh, jax.lax.fori_loop(0, 3, lambda i, x: x @ x, x)
+        ),
+        x,
+    )
+    assert smaller_loop_first == once
     twice = kernels(lambda x: jax.lax.fori_loop(0, 5, lambda i, x: gemm_tanh(i, x @ x), x), x)
     assert twice == once + 1  # one more GEMM per iteration
     nested = kernels(

@@ -296,3 +296,33 @@ def test_progress_reports_finished_rows_only(rgb_model):
     # Reports of queued rows came microseconds apart; a tenth of a row's time
     # keeps the check far from both that and a busy machine's noise.
     assert min(np.diff(reported)) > row_time / 10, (np.diff(reported), row_time)
+
+
+# Kernels a fast step adds per layer in CPU's compilation (6 and 5.5 here; 9
+# and 13 before the steps were fused): the PixelCNN's block its three GEMMs
+# and the element-wise work between them, which XLA:CPU keeps apart from its
+# GEMMs; a gated layer's horizontal stack its two GEMMs, its gate and its
+# residual. The layers' windows and cache updates are read and written once
+# per step for all of them, and the vertical stacks run once per row.
+@pytest.mark.parametrize("model_class,per_layer", [(PixelCNN, 7), (GatedPixelCNN, 6)])
+def test_a_fast_step_runs_few_kernels_per_layer(model_class, per_layer):
+    from experiments.benchmark import kernels_per_step
+
+    x = jnp.zeros((2, 5, 5, 1), jnp.int32)
+    known = jnp.zeros(x.shape, bool)
+
+    def kernels(num_layers: int) -> int:
+        model = model_class(2, hidden_dim=4, num_layers=num_layers, output_hidden_dim=4)
+        stepper = model.fast_stepper(model.init(jax.random.key(0), x))
+        row = jax.jit(
+            lambda s, x, i: sampling.sample_rows(model, stepper, s, x, known, jax.random.key(0), i)
+        )
+        state = jax.eval_shape(stepper.init, x)
+        return kernels_per_step(row.lower(state, x, jnp.int32(0)).compile().as_text())
+
+    one, three = kernels(1), kernels(3)
+    assert three - one <= 2 * per_layer
+    # No random number generator and no branch inside the step (96 and 78
+    # kernels at one layer before): the row's noise is drawn and its row-wide
+    # work done before its loop.
+    assert one <= 40

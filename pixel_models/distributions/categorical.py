@@ -30,8 +30,21 @@ class Categorical:
 
     def sample(self, logits: jnp.ndarray, rng: jax.Array, temperature: float = 1.0) -> jnp.ndarray:
         """One value per subpixel, `int32[B, H, W, C]`, from softmax(logits / temperature)."""
+        return self.draw(
+            logits, jax.random.gumbel(rng, self.gumbel_shape(logits.shape)), temperature
+        )
+
+    def gumbel_shape(self, params_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of the Gumbel noise that `draw` takes for logits of `params_shape`."""
+        return tuple(params_shape)
+
+    def draw(
+        self, logits: jnp.ndarray, gumbel: jnp.ndarray, temperature: float = 1.0
+    ) -> jnp.ndarray:
+        """`sample` given its Gumbel noise (`gumbel_shape`): the Gumbel-max
+        `argmax_k logits[..., k] / temperature + gumbel[..., k]`, `int32[B, H, W, C]`."""
         scaled = logits.astype(jnp.float32) / temperature
-        return jax.random.categorical(rng, scaled, axis=-1).astype(jnp.int32)
+        return jnp.argmax(scaled + gumbel, axis=-1).astype(jnp.int32)
 
 
 class CategoricalModel:

@@ -97,9 +97,21 @@ class DiscretizedLogisticMixture:
         likely level of the mixture. T below 1e-30 draws as 1e-30, already that
         limit in float32.
         """
+        return self.draw(
+            params, jax.random.gumbel(rng, self.gumbel_shape(params.shape)), temperature
+        )
+
+    def gumbel_shape(self, params_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of the Gumbel noise that `draw` takes for parameters of
+        `params_shape` (`[..., P]`): `[..., C, K]`."""
+        return (*params_shape[:-1], self._num_colors(params_shape[-1]), self.num_levels)
+
+    def draw(
+        self, params: jnp.ndarray, gumbel: jnp.ndarray, temperature: float = 1.0
+    ) -> jnp.ndarray:
+        """`sample` given its Gumbel noise `gumbel[..., C, K]` (`gumbel_shape`)."""
         num_colors = self._num_colors(params.shape[-1])
         tempered = self._unpack(params, num_colors, jnp.maximum(temperature, _MIN_TEMPERATURE))
-        gumbel = jax.random.gumbel(rng, (*params.shape[:-1], num_colors, self.num_levels))
         levels = jnp.arange(self.num_levels)
         x = jnp.zeros((*params.shape[:-1], num_colors), jnp.int32)
         for c in range(num_colors):

@@ -16,8 +16,17 @@ B, so a feature of colour group c depends only on the image's colours before
 c: the activations written at the pixel's last call (colour C-1) are final.
 The image is the exception, since its last colour is drawn after that call;
 `write_image` therefore (re)writes the previous pixel into the image caches too.
+
+Layers of the same shape share one stacked cache (`stacked_zeros`,
+`[L, B, H', W', F]`), so that a step reads every layer's window at once:
+`before_pixel` gives every layer's output at `(i, j)` from its taps before
+the pixel in one batched GEMM, at the step's start (those inputs are all
+final then); each layer then adds only its centre tap on its new input
+(`centre`), and `write_stacked` writes the step's new inputs of all layers
+in one update.
 """
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -44,6 +53,50 @@ def write(
     )
 
 
+def stacked_zeros(convs: list[MaskedConv], shape: tuple[int, int, int, int], dtype) -> jnp.ndarray:
+    """A zero cache of the inputs of `convs` (of one shape), each `[B, H, W, F]`
+    = `shape`: `[L, B, H + top + bottom, W + left + right, F]`."""
+    return jnp.stack([padded_zeros(conv, shape, dtype) for conv in convs])
+
+
+def before_pixel(cache: jnp.ndarray, convs: list[MaskedConv], i, j) -> jnp.ndarray:
+    """Every conv's output at `(i, j)` but for its centre tap, `[L, B, 1, 1,
+    out]`, from the stacked cache of their inputs (`stacked_zeros`), bias
+    included: one window read and one batched GEMM for all L. Bound convs."""
+    num, batch, _, _, features = cache.shape
+    (top, bottom), (left, right) = convs[0].padding(features)
+    window = jax.lax.dynamic_slice(
+        cache, (0, 0, i, j, 0), (num, batch, top + bottom + 1, left + right + 1, features)
+    )
+    kernels = jnp.stack([conv.window_kernel().at[top, left].set(0) for conv in convs])
+    biases = jnp.stack([conv.get_variable("params", "bias") for conv in convs])
+    window, kernels, biases = nn.dtypes.promote_dtype(window, kernels, biases, dtype=convs[0].dtype)
+    y = jnp.einsum(
+        "lbk,lko->lbo", window.reshape(num, batch, -1), kernels.reshape(num, -1, kernels.shape[-1])
+    )
+    return (y + biases[:, None]).reshape(num, batch, 1, 1, -1)
+
+
+def centre(conv: MaskedConv, values: jnp.ndarray) -> jnp.ndarray:
+    """The centre tap's term of a bound `conv`'s output at a pixel, from its
+    input there, `values[B, 1, 1, F]` -> `[B, 1, 1, out]` (no bias)."""
+    (top, _), (left, _) = conv.padding(values.shape[-1])
+    values, kernel = nn.dtypes.promote_dtype(
+        values, conv.window_kernel()[top, left], dtype=conv.dtype
+    )
+    return values @ kernel
+
+
+def write_stacked(
+    cache: jnp.ndarray, conv: MaskedConv, values: list[jnp.ndarray], i, j
+) -> jnp.ndarray:
+    """The stacked cache (`stacked_zeros`) with every layer's input at `(i, j)`,
+    `values[l][B, 1, 1, F]`, written in one update."""
+    (top, _), (left, _) = conv.padding(cache.shape[-1])
+    new = jnp.stack(values).astype(cache.dtype)
+    return jax.lax.dynamic_update_slice(cache, new, (0, 0, i + top, j + left, 0))
+
+
 def write_image(
     cache: jnp.ndarray,
     conv: MaskedConv,
@@ -61,3 +114,13 @@ def write_image(
         pixel = jax.lax.dynamic_slice(x, (0, r, c, 0), (batch, 1, 1, colors))
         cache = write(cache, conv, scale_pixels(pixel, num_levels), r, c)
     return cache
+
+
+def write_image_row(
+    cache: jnp.ndarray, conv: MaskedConv, x: jnp.ndarray, i: jnp.ndarray, num_levels: int
+) -> jnp.ndarray:
+    """The cache of `conv`'s input, the scaled image, with row `i` of
+    `x[B, H, W, C]` written."""
+    batch, _, width, colors = x.shape
+    pixels = jax.lax.dynamic_slice(x, (0, i, 0, 0), (batch, 1, width, colors))
+    return write(cache, conv, scale_pixels(pixels, num_levels), i, 0)

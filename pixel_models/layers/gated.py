@@ -88,13 +88,14 @@ class GatedLayer(nn.Module):
         self, v: jnp.ndarray, h: jnp.ndarray, cond_bias: jnp.ndarray | None = None
     ) -> tuple[jnp.ndarray | None, jnp.ndarray | None, jnp.ndarray]:
         v_pre = self.vertical_stack(self.vertical(v), cond_bias)
-        h, skip = self.horizontal_stack(self.horizontal(h), v_pre, h, cond_bias)
+        h, skip = self.horizontal_stack(self.horizontal(h), self.from_vertical(v_pre, cond_bias), h)
         return None if self.last else gate(v_pre), h, skip
 
-    # The layer in two parts around its two masked convs, so that the fast
-    # sampler (`gated_pixelcnn.gated_stepper`) can run the vertical stack
-    # a row at a time and the horizontal stack a pixel at a time. Their array
-    # arguments cover the same positions: `[B, H', W', ...]`.
+    # The layer in parts around its two masked convs, so that the fast sampler
+    # (`gated_pixelcnn.gated_stepper`) can run the vertical stack and what the
+    # horizontal stack takes from it a row at a time, and the rest of the
+    # horizontal stack a pixel at a time. Their array arguments cover the same
+    # positions: `[B, H', W', ...]`.
 
     def vertical_stack(self, v_conv: jnp.ndarray, cond_bias: jnp.ndarray | None) -> jnp.ndarray:
         """The vertical pre-activations `[..., 2p]` from the vertical conv's output."""
@@ -102,19 +103,19 @@ class GatedLayer(nn.Module):
             return v_conv
         return v_conv + _split_bias(cond_bias)[0]
 
+    def from_vertical(self, v_pre: jnp.ndarray, cond_bias: jnp.ndarray | None) -> jnp.ndarray:
+        """The terms of the horizontal pre-activations `[..., 2p]` that come
+        from outside the current row: the vertical pre-activations' 1x1 conv,
+        plus the conditioning bias."""
+        terms = self.v_to_h(v_pre)
+        return terms if cond_bias is None else terms + _split_bias(cond_bias)[1]
+
     def horizontal_stack(
-        self,
-        h_conv: jnp.ndarray,
-        v_pre: jnp.ndarray,
-        h: jnp.ndarray,
-        cond_bias: jnp.ndarray | None,
+        self, h_conv: jnp.ndarray, from_vertical: jnp.ndarray, h: jnp.ndarray
     ) -> tuple[jnp.ndarray | None, jnp.ndarray]:
         """`(h, skip)` outputs (`h` None in the last layer) from the horizontal
-        conv's output, the vertical pre-activations and the layer's input `h`."""
-        h_pre = h_conv + self.v_to_h(v_pre)
-        if cond_bias is not None:
-            h_pre = h_pre + _split_bias(cond_bias)[1]
-        gated = gate(h_pre)
+        conv's output, `from_vertical` and the layer's input `h`."""
+        gated = gate(h_conv + from_vertical)
         if self.last:
             return None, self.skip(gated)
         residual, skip = jnp.split(self.residual_skip(gated), 2, axis=-1)

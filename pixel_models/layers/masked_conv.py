@@ -182,26 +182,64 @@ class MaskedConv(nn.Module):
             padded, (0, i, j, 0), (batch, top + bottom + 1, width + left + right, in_features)
         )
         bias = self.get_variable("params", "bias") if self.use_bias else None
-        return self._conv(window, self.get_variable("params", "kernel"), bias)
+        kernel = self.get_variable("params", "kernel")
+        if width == 1:
+            return self._pixel(window, kernel, bias)
+        return self._conv(window, kernel, bias)
+
+    def _masked_kernel(self, kernel: jnp.ndarray) -> jnp.ndarray:
+        """The stored `kernel[T, in, out]` with the centre tap's colour mask applied."""
+        taps, centre = self._taps(kernel.shape[1])
+        if (0, 0) in taps and not centre.all():
+            mask = np.ones(kernel.shape, np.float32)
+            mask[taps.index((0, 0))] = centre
+            kernel = kernel * mask
+        return kernel
 
     def _conv(
         self, padded: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray | None
     ) -> jnp.ndarray:
         """The convolution of an input padded as `padding` says, at every
         position the padding leaves: `[B, Hp - top - bottom, Wp - left - right, features]`."""
-        taps, centre = self._taps(padded.shape[-1])
-        if (0, 0) in taps and not centre.all():
-            mask = np.ones(kernel.shape, np.float32)
-            mask[taps.index((0, 0))] = centre
-            kernel = kernel * mask
-        padded, kernel = nn.dtypes.promote_dtype(padded, kernel, dtype=self.dtype)
+        taps, _ = self._taps(padded.shape[-1])
+        padded, kernel = nn.dtypes.promote_dtype(
+            padded, self._masked_kernel(kernel), dtype=self.dtype
+        )
         (top, bottom), (left, right) = _padding(taps)
         out_size = (padded.shape[1] - top - bottom, padded.shape[2] - left - right)
         starts = [(top + dy, left + dx) for dy, dx in taps]
-        y = tap_conv(padded, kernel, starts, out_size)
-        if bias is not None:
-            y = y + jnp.asarray(bias, y.dtype)
-        return y
+        return _add_bias(tap_conv(padded, kernel, starts, out_size), bias)
+
+    def _pixel(
+        self, window: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray | None
+    ) -> jnp.ndarray:
+        """The output at one position, `[B, 1, 1, features]`, from the input
+        window its taps read (`window[B, top + bottom + 1, left + right + 1, in]`)
+        as one GEMM over the window whole (`window_kernel`), not tap by tap."""
+        dense = self._window_kernel(kernel)
+        window, dense = nn.dtypes.promote_dtype(window, dense, dtype=self.dtype)
+        y = window.reshape(window.shape[0], -1) @ dense.reshape(-1, self.features)
+        return _add_bias(y.reshape(window.shape[0], 1, 1, self.features), bias)
+
+    def window_kernel(self) -> jnp.ndarray:
+        """The kernel over the whole window that an output reads,
+        `[top + bottom + 1, left + right + 1, in, features]`: the stored taps
+        (the centre's colour mask applied) in their places, zeros where no tap
+        reads. The centre, where it is a tap, is at `(top, left)`. Of a bound module."""
+        return self._window_kernel(self.get_variable("params", "kernel"))
+
+    def _window_kernel(self, kernel: jnp.ndarray) -> jnp.ndarray:
+        taps, _ = self._taps(kernel.shape[1])
+        (top, bottom), (left, right) = _padding(taps)
+        rows = np.array([top + dy for dy, _ in taps])
+        cols = np.array([left + dx for _, dx in taps])
+        dense = jnp.zeros((top + bottom + 1, left + right + 1, *kernel.shape[1:]), kernel.dtype)
+        return dense.at[rows, cols].set(self._masked_kernel(kernel))
+
+
+def _add_bias(y: jnp.ndarray, bias: jnp.ndarray | None) -> jnp.ndarray:
+    """`y + bias` in `y`'s dtype (`y` itself without one)."""
+    return y if bias is None else y + jnp.asarray(bias, y.dtype)
 
 
 def _padding(taps: Sequence[Tap]) -> tuple[tuple[int, int], tuple[int, int]]:

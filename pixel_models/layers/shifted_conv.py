@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from pixel_models.layers.tap_conv import Tap, tap_conv
 
@@ -102,9 +103,10 @@ class _TapConv(nn.Module):
         from it alone (`ho = (h - kh) // sh + 1`, `wo` alike).
 
         `gather`: one GEMM over all kernel taps, on the taps' slices side by
-        side (an im2col). For the few outputs of a sampler's step, where a
-        launch per tap costs more than that copy; whole maps leave it to
-        `tap_conv`, which copies wide inputs less."""
+        side (an im2col; for one output, on the window itself, the kernel's
+        taps put in the window's order). For the few outputs of a sampler's
+        step, where a launch per tap costs more than that copy; whole maps
+        leave it to `tap_conv`, which copies wide inputs less."""
         layout, (kh, kw) = self._layout(), self.kernel_size
         (sh, sw), (height, width) = layout.strides, window.shape[1:3]
         kernel = self.param(
@@ -117,6 +119,10 @@ class _TapConv(nn.Module):
         if not gather:
             return tap_conv(window, kernel, layout.starts, out_size, layout.strides) + bias
         (ho, wo), (batch, features) = out_size, (window.shape[0], window.shape[-1])
+        if out_size == (1, 1):  # the window is the one output's patch: a GEMM of it whole
+            order = np.argsort([r * width + c for r, c in layout.starts])
+            y = window.reshape(batch, -1) @ kernel[order].reshape(-1, self.features)
+            return (y + bias).reshape(batch, 1, 1, self.features)
         taps = [
             jax.lax.slice(
                 window,

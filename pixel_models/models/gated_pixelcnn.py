@@ -23,9 +23,10 @@ lookup or one GEMM for all layers at once, split per layer.
 Fast sampling (`gated_stepper`, on the caches of `pixel_models.layers.conv_cache`):
 a gated layer's vertical stack at row i reads only rows above i (of the
 image) but the whole width of its input's row i, so it is computed a row at a
-time, when a row starts (`j == 0`), for every layer; its pre-activations of
-the row are kept. The horizontal stack reads the pixels up to `(i, j)` of the
-current row and runs a pixel at a time.
+time, before the row's first step (`Stepper.start_row`), for every layer,
+with what the horizontal stack takes from it (its 1x1 conv and the
+conditioning bias). The horizontal stack reads the pixels up to `(i, j)` of
+the current row and runs a pixel at a time.
 
 Hyperparameters match the PyTorch peer's flags (bench/gated_pixelcnn_torch.py):
 `hidden_dim` = `--hidden`, `num_layers` = `--layers`, `kernel_size` =
@@ -49,7 +50,16 @@ import jax.numpy as jnp
 from pixel_models.distributions import CategoricalModel
 from pixel_models.interface import PixelModel, Stepper, bind
 from pixel_models.layers.conditioning import condition_bias
-from pixel_models.layers.conv_cache import padded_zeros, write, write_image
+from pixel_models.layers.conv_cache import (
+    before_pixel,
+    centre,
+    padded_zeros,
+    stacked_zeros,
+    write,
+    write_image,
+    write_image_row,
+    write_stacked,
+)
 from pixel_models.layers.gated import GatedLayer, gate
 from pixel_models.layers.pixel_io import categorical_output, scale_pixels
 
@@ -171,12 +181,17 @@ def gated_stepper(model: GatedPixelCNN, variables, cond=None) -> Stepper:
     State (p maps per stack, n the layer's kernel size, L layers):
       image: the scaled image padded for the first layer's vertical and
         horizontal convs (`{"vertical", "horizontal"}`);
-      vertical, horizontal: per later layer, the input of its vertical conv
-        (`[B, H + n//2, W + 2 (n//2), p]`) and of its horizontal one
-        (`[B, H, W + n//2, p]`);
-      v_pre: per layer, the current row's vertical pre-activations `[B, 1, W, 2p]`;
+      vertical: per later layer, the input of its vertical conv,
+        `[B, H + n//2, W + 2 (n//2), p]`;
+      horizontal: the inputs of the later layers' horizontal convs, stacked
+        (`conv_cache.stacked_zeros`), `[L - 1, B, H, W + n//2, p]` (None for L = 1);
+      from_vertical: per layer, what its horizontal stack takes from its
+        vertical one (`GatedLayer.from_vertical`) on the current row, `[B, 1, W, 2p]`;
       biases: the conditioning biases `[B, L, 4p]`, or None.
-    A step returns the logits at `(i, j)`, `[B, 1, 1, C, K]`.
+    `start_row(i)` runs the vertical stacks of every layer on row i; a step,
+    the horizontal stacks at `(i, j)`, returning the logits there, `[B, 1, 1, C, K]`:
+    the later layers' horizontal convs from the pixels before `(i, j)` at
+    once (`before_pixel`), then layer by layer the centre taps.
     """
     params = variables["params"]
     dtype = model.dtype or jnp.float32
@@ -197,62 +212,70 @@ def gated_stepper(model: GatedPixelCNN, variables, cond=None) -> Stepper:
                 for name in ("vertical", "horizontal")
             },
             "vertical": [padded_zeros(layer.vertical, hidden, dtype) for layer in later],
-            "horizontal": [padded_zeros(layer.horizontal, hidden, dtype) for layer in later],
-            "v_pre": [
+            "horizontal": (
+                stacked_zeros([layer.horizontal for layer in later], hidden, dtype)
+                if later
+                else None
+            ),
+            "from_vertical": [
                 jnp.zeros((batch, 1, width, 2 * model.hidden_dim), dtype)
                 for _ in range(len(later) + 1)
             ],
             "biases": _InScope(model.cond_biases).apply(variables, cond, batch),
         }
 
-    def row(state: dict, image: jnp.ndarray, i: jnp.ndarray, width: int, colors: int):
-        """The vertical stacks of row `i`: `(vertical caches, v_pre)`."""
-        bound = layers(colors)  # bound inside `lax.cond`: a bound module may not cross into it
+    def start_row(state: dict, x: jnp.ndarray, i: jnp.ndarray) -> dict:
+        """The vertical stacks of row `i`, from the rows above."""
+        width, colors = x.shape[2:]
+        bound = layers(colors)
+        # Row i - 1 is final now; at row 0 the vertical stacks read no image row.
+        image = write_image_row(
+            state["image"]["vertical"],
+            bound[0].vertical,
+            x,
+            jnp.maximum(i - 1, 0),
+            model.num_levels,
+        )
         inputs = [image, *state["vertical"]]
-        v_pres = []
+        from_vertical = []
         for n, layer in enumerate(bound):
             v_conv = layer.vertical.at(inputs[n], i, 0, width)
             v_pre = layer.vertical_stack(v_conv, bias(state["biases"], n)).astype(dtype)
-            v_pres.append(v_pre)
+            from_vertical.append(layer.from_vertical(v_pre, bias(state["biases"], n)).astype(dtype))
             if n + 1 < len(bound):
                 inputs[n + 1] = write(inputs[n + 1], bound[n + 1].vertical, gate(v_pre), i, 0)
-        return inputs[1:], v_pres
+        return state | {
+            "image": state["image"] | {"vertical": image},
+            "vertical": inputs[1:],
+            "from_vertical": from_vertical,
+        }
 
     def step(state: dict, x: jnp.ndarray, i: jnp.ndarray, j: jnp.ndarray):
-        batch, _, width, colors = x.shape
-        bound = layers(colors)
-        image = {
-            name: write_image(cache, getattr(bound[0], name), x, i, j, model.num_levels)
-            for name, cache in state["image"].items()
-        }
-        vertical, v_pre = jax.lax.cond(
-            j == 0,
-            lambda: row(state, image["vertical"], i, width, colors),
-            lambda: (state["vertical"], state["v_pre"]),
+        first, *later = bound = layers(x.shape[-1])
+        image = write_image(
+            state["image"]["horizontal"], first.horizontal, x, i, j, model.num_levels
         )
-        pixel = jax.lax.dynamic_slice(x, (0, i, j, 0), (batch, 1, 1, colors))
-        h = scale_pixels(pixel, model.num_levels)
-        horizontal, skips = [], None
+        # The later layers' horizontal convs at (i, j) from the pixels before it, at once.
+        if later:
+            before = before_pixel(state["horizontal"], [layer.horizontal for layer in later], i, j)
+        h, inputs, skips = None, [], None
         for n, layer in enumerate(bound):
             if n == 0:
-                cache = image["horizontal"]
+                h_conv = first.horizontal.at(image, i, j)
             else:
-                cache = write(state["horizontal"][n - 1], layer.horizontal, h, i, j)
-                horizontal.append(cache)
-            h, skip = layer.horizontal_stack(
-                layer.horizontal.at(cache, i, j),
-                jax.lax.dynamic_slice_in_dim(v_pre[n], j, 1, axis=2),
-                h,
-                bias(state["biases"], n),
-            )
+                h_conv = before[n - 1] + centre(layer.horizontal, h)
+                inputs.append(h)
+            from_vertical = jax.lax.dynamic_slice_in_dim(state["from_vertical"][n], j, 1, axis=2)
+            h, skip = layer.horizontal_stack(h_conv, from_vertical, h)
             skips = skip if skips is None else skips + skip
-        logits = bind(categorical_output(model, colors), params)(skips)
+        logits = bind(categorical_output(model, x.shape[-1]), params)(skips)
+        horizontal = state["horizontal"]
+        if later:
+            horizontal = write_stacked(horizontal, later[0].horizontal, inputs, i, j)
         new_state = state | {
-            "image": image,
-            "vertical": vertical,
+            "image": state["image"] | {"horizontal": image},
             "horizontal": horizontal,
-            "v_pre": v_pre,
         }
         return new_state, logits
 
-    return Stepper(init=init, step=step)
+    return Stepper(init=init, step=step, start_row=start_row)

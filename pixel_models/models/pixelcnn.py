@@ -20,7 +20,14 @@ import jax.numpy as jnp
 from pixel_models.distributions import CategoricalModel
 from pixel_models.interface import PixelModel, Stepper, bind
 from pixel_models.layers.conditioning import check_unconditional
-from pixel_models.layers.conv_cache import padded_zeros, write, write_image
+from pixel_models.layers.conv_cache import (
+    before_pixel,
+    centre,
+    padded_zeros,
+    stacked_zeros,
+    write_image,
+    write_stacked,
+)
 from pixel_models.layers.masked_conv import MaskedConv
 from pixel_models.layers.pixel_io import categorical_output, scale_pixels
 
@@ -126,21 +133,25 @@ def pixelcnn_stepper(model: PixelCNN, variables) -> Stepper:
     """The fast `Stepper` of a `PixelCNN`.
 
     State: the scaled image padded for the input conv, `[B, H + 3, W + 6, C]`
-    for a 7x7 one, and per residual block the input of its k x k conv,
-    `[B, H + k//2, W + 2 (k//2), h]`. A step runs each layer at pixel
-    `(i, j)` only and returns the logits there, `[B, 1, 1, C, K]`.
+    for a 7x7 one, and the inputs of the residual blocks' k x k convs,
+    stacked (`conv_cache.stacked_zeros`), `[L, B, H + k//2, W + 2 (k//2), h]`.
+    A step runs each layer at pixel `(i, j)` only and returns the logits
+    there, `[B, 1, 1, C, K]`: every k x k conv's taps before the pixel at
+    once (`before_pixel`), then block by block the centre taps.
     """
     params = variables["params"]
     dtype = model.dtype or jnp.float32
     hidden_dim, features = model.hidden_dim, 2 * model.hidden_dim
 
+    def middles(colors: int) -> list[MaskedConv]:
+        return [block.convs(features)[1] for block in model.blocks(colors)]
+
     def init(x: jnp.ndarray) -> dict:
         batch, height, width, colors = x.shape
-        middles = [block.convs(features)[1] for block in model.blocks(colors)]
         hidden = (batch, height, width, hidden_dim)
         return {
             "image": padded_zeros(model.input_conv(colors), x.shape, jnp.float32),
-            "blocks": [padded_zeros(middle, hidden, dtype) for middle in middles],
+            "blocks": stacked_zeros(middles(colors), hidden, dtype),
         }
 
     def step(state: dict, x: jnp.ndarray, i: jnp.ndarray, j: jnp.ndarray):
@@ -148,13 +159,18 @@ def pixelcnn_stepper(model: PixelCNN, variables) -> Stepper:
         conv = bind(model.input_conv(colors), params)
         image = write_image(state["image"], conv, x, i, j, model.num_levels)
         z = conv.at(image, i, j)
-        caches = []
-        for block, cache in zip(model.blocks(colors), state["blocks"], strict=True):
-            into, middle, out = (bind(c, params[block.name]) for c in block.convs(features))
-            cache = write(cache, middle, block.middle_input(into, z), i, j)
-            z = block.residual(out, z, middle.at(cache, i, j))
-            caches.append(cache)
+        blocks = model.blocks(colors)
+        bound = [
+            tuple(bind(c, params[block.name]) for c in block.convs(features)) for block in blocks
+        ]
+        # Every k x k conv at (i, j) from the pixels before it, at once.
+        before = before_pixel(state["blocks"], [middle for _, middle, _ in bound], i, j)
+        inputs = []
+        for n, (block, (into, middle, out)) in enumerate(zip(blocks, bound, strict=True)):
+            inputs.append(block.middle_input(into, z))
+            z = block.residual(out, z, before[n] + centre(middle, inputs[-1]))
         logits = bind(categorical_output(model, colors), params)(z)
+        caches = write_stacked(state["blocks"], bound[0][1], inputs, i, j)
         return {"image": image, "blocks": caches}, logits
 
     return Stepper(init=init, step=step)

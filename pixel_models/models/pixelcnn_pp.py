@@ -35,8 +35,8 @@ above `2^s r`, and the ul stream at `(r, c)` only the pixels before
 `(2^s r, 2^s c)` in raster order. So at pixel `(i, j)`, resolution s works at
 `(i >> s, j >> s)`:
 
-* when a row starts (`j = 0`): the u stream's row `i >> s` of every
-  resolution, up pass then down pass;
+* before a row's first step (`Stepper.start_row`): the u stream's row
+  `i >> s` of every resolution, up pass then down pass;
 * at every pixel: the ul stream at `(i >> s, j >> s)` of every resolution, up
   pass then down pass, then the output layer at `(i, j)`.
 
@@ -95,7 +95,7 @@ def network_input(x: jnp.ndarray, num_levels: int) -> jnp.ndarray:
 
 def concat_elu(x: jnp.ndarray) -> jnp.ndarray:
     """`x[..., F]` -> `elu([x, -x])`, `[..., 2F]`."""
-    return nn.elu(jnp.concatenate([x, -x], axis=-1))
+    return jnp.concatenate([nn.elu(x), nn.elu(-x)], axis=-1)
 
 
 def _whole_map(conv: nn.Module, z: jnp.ndarray) -> jnp.ndarray:
@@ -423,18 +423,9 @@ class _FastPixelCNNPP:
             "biases": _Biases().apply(self.variables, self.model, self.cond, batch),
         }
 
-    def step(
-        self, state: dict, x: jnp.ndarray, i: jnp.ndarray, j: jnp.ndarray
-    ) -> tuple[dict, jnp.ndarray]:
-        """The mixture parameters at pixel `(i, j)`, `[B, 1, 1, P]`: the u rows
-        first when a row starts, then the ul stream at the pixel."""
-        image = network_input(x, self.model.num_levels)
-        image = jnp.pad(image, ((0, 0), (_BORDER, 0), (_BORDER, _BORDER), (0, 0)))
-        state = jax.lax.cond(j == 0, self._rows, lambda state, image, i: state, state, image, i)
-        return self._pixel(state, image, i, j)
-
-    def _rows(self, state: dict, image: jnp.ndarray, i: jnp.ndarray) -> dict:
+    def start_row(self, state: dict, x: jnp.ndarray, i: jnp.ndarray) -> dict:
         """The u stream on row `i >> s` of every resolution s."""
+        image = self._image(x)
         width = image.shape[2] - 2 * _BORDER
 
         def at(scale: int) -> Region:
@@ -449,10 +440,12 @@ class _FastPixelCNNPP:
         ]
         return {**state, "streams": [u, state["streams"][1]], "u_outputs": u_out}
 
-    def _pixel(
-        self, state: dict, image: jnp.ndarray, i: jnp.ndarray, j: jnp.ndarray
+    def step(
+        self, state: dict, x: jnp.ndarray, i: jnp.ndarray, j: jnp.ndarray
     ) -> tuple[dict, jnp.ndarray]:
-        """The ul stream at `(i >> s, j >> s)` of every resolution s, and the output at `(i, j)`."""
+        """The mixture parameters at pixel `(i, j)`, `[B, 1, 1, P]`: the ul
+        stream at `(i >> s, j >> s)` of every resolution s, then the output."""
+        image = self._image(x)
 
         def at(scale: int) -> Region:
             return (i >> scale, j >> scale), (1, 1)
@@ -470,6 +463,11 @@ class _FastPixelCNNPP:
         ul, h, _ = self._pass(1, state, first, at, aux)
         head = bind(self.model.head(image.shape[-1] - 1), self.params)
         return {**state, "streams": [state["streams"][0], ul]}, head(nn.elu(h)).astype(jnp.float32)
+
+    def _image(self, x: jnp.ndarray) -> jnp.ndarray:
+        """The network's input for images `x`, with the caches' border."""
+        image = network_input(x, self.model.num_levels)
+        return jnp.pad(image, ((0, 0), (_BORDER, 0), (_BORDER, _BORDER), (0, 0)))
 
     def _conv(self, layer: nn.Module, cache: jnp.ndarray, region: Region) -> jnp.ndarray:
         """The outputs of `layer` (a shifted convolution) on `region`, from its cached input."""
@@ -530,6 +528,6 @@ class _FastPixelCNNPP:
 
 def pixelcnn_pp_stepper(model: PixelCNNPP, variables, cond=None) -> Stepper:
     """`model`'s fast `Stepper`: per step, one position per resolution in each
-    layer of the ul stream, and one row of the u stream when a row starts."""
+    layer of the ul stream; before a row's first step, one row of the u stream."""
     fast = _FastPixelCNNPP(model, variables, cond)
-    return Stepper(init=fast.init, step=fast.step)
+    return Stepper(init=fast.init, step=fast.step, start_row=fast.start_row)

@@ -5,9 +5,9 @@ within a pixel, one *unit* per step. A unit is one subpixel, or a whole pixel
 when the output distribution couples the channels
 (`distribution.samples_whole_pixels`, PixelCNN++). At each unit a `Stepper`
 gives the distribution's parameters at the unit's pixel, and the unit is drawn
-with the key `fold_in(rng, unit index)`. The draw depends only on those
-parameters and that key, so two steppers that compute the same parameters
-draw the same images.
+with the key `fold_in(rng, unit index)` (its Gumbel noise, drawn a row at a
+time). The draw depends only on those parameters and that key, so two
+steppers that compute the same parameters draw the same images.
 
 A `Stepper` (`pixel_models.interface`) is a pair of pure functions, `init`
 and `step`, that give the distribution's parameters at a pixel.
@@ -21,6 +21,7 @@ what the earlier ones drew as known (the multi-scale PixelRNN: its
 subsampled image first, then the rest given it).
 """
 
+import functools
 from typing import Any
 
 import jax
@@ -62,23 +63,43 @@ def sample_rows(
 
     Subpixels where `known[B, H, W, C]` is true keep their value in `x`
     (image completion); the others are drawn. Jit it with `row` traced: one
-    compilation serves every row.
+    compilation serves every row. Before the row's loop over its units, the
+    stepper's `start_row` runs, and the row's Gumbel noise is drawn in one
+    batch: the loop's steps run the stepper and an argmax, no random number
+    generator.
     """
     _, height, width, channels = x.shape
     per_row = units_per_row(model, (height, width, channels))
     whole = model.distribution.samples_whole_pixels
+    state = stepper.start_row(state, x, row)
+    gumbels = _row_noise(model, stepper, state, x, rng, row)
 
     def unit(u, carry):
         state, x = carry
-        index = row * per_row + u
-        j = u if whole else u // channels
+        j, c = (u, 0) if whole else (u // channels, u % channels)
         state, params = stepper.step(state, x, row, j)
-        drawn = model.distribution.sample(params, jax.random.fold_in(rng, index), temperature)
-        pixel = jax.lax.dynamic_slice(x, (0, row, j, 0), (x.shape[0], 1, 1, channels))
-        keep = jax.lax.dynamic_slice(known, (0, row, j, 0), pixel.shape)
-        if not whole:
-            keep = keep | (jnp.arange(channels) != u % channels)
-        pixel = jnp.where(keep, pixel, drawn.astype(x.dtype))
-        return state, jax.lax.dynamic_update_slice(x, pixel, (0, row, j, 0))
+        if not whole:  # the unit's channel only: its logits `[B, 1, 1, 1, K]`
+            params = jax.lax.dynamic_slice_in_dim(params, c, 1, axis=-2)
+        drawn = model.distribution.draw(params, gumbels[u], temperature).astype(x.dtype)
+        start = (0, row, j, c)
+        old = jax.lax.dynamic_slice(x, start, drawn.shape)
+        keep = jax.lax.dynamic_slice(known, start, drawn.shape)
+        return state, jax.lax.dynamic_update_slice(x, jnp.where(keep, old, drawn), start)
 
     return jax.lax.fori_loop(0, per_row, unit, (state, x))
+
+
+def _row_noise(
+    model: PixelModel, stepper: Stepper, state, x: jnp.ndarray, rng: jax.Array, row: jnp.ndarray
+) -> jnp.ndarray:
+    """The Gumbel noise of every unit of row `row`, `[units, ...]`: unit u's
+    is `gumbel(fold_in(rng, row * units + u))` of the shape that the
+    distribution's `draw` takes for the unit's parameters, the noise that
+    `distribution.sample(unit's parameters, fold_in(rng, index))` would draw."""
+    per_row = units_per_row(model, x.shape[1:])
+    shape = jax.eval_shape(lambda s, x, i: stepper.step(s, x, i, i)[1], state, x, row).shape
+    if not model.distribution.samples_whole_pixels:
+        shape = (*shape[:-2], 1, shape[-1])
+    noise_shape = model.distribution.gumbel_shape(shape)
+    keys = jax.vmap(functools.partial(jax.random.fold_in, rng))(row * per_row + jnp.arange(per_row))
+    return jax.vmap(lambda key: jax.random.gumbel(key, noise_shape))(keys)
