@@ -1,7 +1,7 @@
 r"""Export a trained run as a small model folder that `pixel_models.load` reads.
 
 python -m experiments.export --workdir=DIR --output=pretrained/binarized_mnist/row_lstm \
-    [--checkpoint_step=N|best] [--split=test] [--check_split=test[:500]]
+    [--checkpoint_step=N|best] [--split=test] [--check_split=test[:500]] [--params=raw|ema]
 
 Writes OUTPUT/config.json, OUTPUT/checkpoints/<step>/ (the step and the
 evaluated parameters only: the EMA when the run keeps one; no optimizer
@@ -23,7 +23,10 @@ state) and OUTPUT/manifest.json:
 
 --checkpoint_step=best takes the saved step with the lowest NLL on the run's
 eval split (metrics.jsonl), the validation split of every recipe: test
-figures are then reported for that step only.
+figures are then reported for that step only. --params=raw ships the raw
+parameters of a run that keeps an EMA, where evaluate scored them better on
+validation (`--params=raw`, both splits: eval_<split>_step<N>_raw.json); the
+manifest then quotes their validation NLL.
 """
 
 import json
@@ -36,7 +39,7 @@ from absl import flags
 from experiments import program
 from pixel_models import data
 from pixel_models.trained_model import load
-from pixel_models.training import checkpoints
+from pixel_models.training import checkpoints, train_state
 from pixel_models.training.export import (
     MANIFEST_FILE,
     best_step,
@@ -54,6 +57,12 @@ _SPLIT = flags.DEFINE_string("split", "test", "Split whose evaluate result the m
 _CHECK_SPLIT = flags.DEFINE_string(
     "check_split", "test[:500]", "Split scored here, for tests/test_pretrained.py"
 )
+_PARAMS = flags.DEFINE_enum(
+    "params",
+    None,
+    train_state.PARAMS,
+    "The parameters to ship, as evaluate scored them with --params (default: the run's own)",
+)
 flags.mark_flags_as_required(["workdir", "output"])
 
 
@@ -69,8 +78,11 @@ def main(argv):
             step, validation = best_step(workdir, saved)
         else:
             step = int(_STEP.value)
-        trained = load(workdir, step)
-        result = evaluated(workdir, _SPLIT.value, step)
+        trained = load(workdir, step, params=_PARAMS.value)
+        result = evaluated(workdir, _SPLIT.value, step, _PARAMS.value)
+        if _PARAMS.value is not None and validation is not None:  # chosen by those parameters'
+            eval_split = trained.config.dataset.eval_split
+            validation = evaluated(workdir, eval_split, step, _PARAMS.value)["nll_nats"]
         images = data.load_split(trained.config.dataset, _CHECK_SPLIT.value)
         check = -check_score(trained, images.batch(np.arange(len(images)))["image"], result)
     except (ValueError, OSError) as e:

@@ -67,3 +67,18 @@ def test_export_writes_a_model_that_load_evaluate_and_sample_read(tmp_path):
     _check(folder, manifest)
     out, _ = run_ok("experiments.evaluate", f"--workdir={folder}", "--split=test[:32]")
     assert json.loads(out)["nll_nats"] == pytest.approx(manifest["nll_nats"], rel=1e-6)
+
+
+def test_export_finds_the_evaluation_of_the_parameters_it_ships(tmp_path):
+    """`--params=raw` ships what `evaluate --params=raw` scored: its own
+    result file, never the run's default parameters' result of that step."""
+    from pixel_models.training import evaluation
+    from pixel_models.training.export import evaluated
+
+    for params, nll in ((None, 104.0), ("raw", 96.0)):
+        path = evaluation.output_path(tmp_path, "test", 550, params)
+        path.write_text(json.dumps({"step": 550, "nll_nats": nll, "params": params or "ema"}))
+    assert evaluated(tmp_path, "test", 550)["nll_nats"] == 104.0
+    assert evaluated(tmp_path, "test", 550, "raw")["nll_nats"] == 96.0
+    with pytest.raises(ValueError, match="--checkpoint_step=605 --params=raw"):
+        evaluated(tmp_path, "test", 605, "raw")

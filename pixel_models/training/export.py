@@ -37,19 +37,23 @@ def best_step(workdir: pathlib.Path, saved: list[int]) -> tuple[int, float]:
     return step, scored[step]
 
 
-def evaluated(workdir: pathlib.Path, split: str, step: int) -> dict:
+def evaluated(workdir: pathlib.Path, split: str, step: int, params: str | None = None) -> dict:
     """`experiments.evaluate`'s result on `split` at `step`: its newest
-    result, or the one it wrote for that step explicitly."""
-    for path in (
-        evaluation.output_path(workdir, split),
-        evaluation.output_path(workdir, split, step),
-    ):
+    result, or the one it wrote for that step explicitly; with `params`, the
+    one it wrote for that step with `--params=params`."""
+    if params is None:
+        paths = (
+            evaluation.output_path(workdir, split),
+            evaluation.output_path(workdir, split, step),
+        )
+    else:
+        paths = (evaluation.output_path(workdir, split, step, params),)
+    for path in paths:
         if path.exists() and json.loads(path.read_text())["step"] == step:
             return json.loads(path.read_text())
     command = f"python -m experiments.evaluate --workdir={workdir} --split={split}"
-    raise ValueError(
-        f"{workdir}: no {split} result of step {step}: {command} --checkpoint_step={step}"
-    )
+    command += f" --checkpoint_step={step}" + ("" if params is None else f" --params={params}")
+    raise ValueError(f"{workdir}: no {split} result of step {step}: {command}")
 
 
 def training_record(workdir: pathlib.Path) -> dict:
@@ -70,7 +74,11 @@ def training_record(workdir: pathlib.Path) -> dict:
 def save(trained: TrainedModel, output: pathlib.Path, use_ema: bool) -> None:
     """OUTPUT/config.json and OUTPUT/checkpoints/<step>/ (step and parameters)."""
     output.mkdir(parents=True, exist_ok=True)
-    workdirs.save_config(trained.config, output)
+    config = trained.config
+    if not use_ema and config.get("ema_decay"):  # raw parameters of a run with an EMA:
+        config = config.copy_and_resolve_references()  # `load` then reads them, not an EMA
+        config.ema_decay = 0.0
+    workdirs.save_config(config, output)
     manager = checkpoints.make_manager(output, keep=1)
     name = "ema_params" if use_ema else "params"
     state = {"step": np.int32(trained.step), name: trained.params}
