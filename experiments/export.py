@@ -80,7 +80,7 @@ def main(argv):
             step = int(_STEP.value)
         trained = load(workdir, step, params=_PARAMS.value)
         result = evaluated(workdir, _SPLIT.value, step, _PARAMS.value)
-        if _PARAMS.value is not None and validation is not None:  # chosen by those parameters'
+        if _PARAMS.value is not None and validation is not None:  # chosen with them
             eval_split = trained.config.dataset.eval_split
             validation = evaluated(workdir, eval_split, step, _PARAMS.value)["nll_nats"]
         images = data.load_split(trained.config.dataset, _CHECK_SPLIT.value)
