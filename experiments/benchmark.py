@@ -1,7 +1,7 @@
 r"""Train- and eval-step throughput of a model on random images.
 
 python -m experiments.benchmark --config=configs/binarized_mnist.py:pixelcnn \
-    [--config.model.hidden_dim=32 ...] [--seconds=10] \
+    [--config.model.hidden_dim=32 ...] [--seconds=10] [--sample_rows=2] [--whole_batch] \
     [--rounds=10 --peer="python ../shared/bench/pixelcnn_torch.py --seconds 4 ..."]
 
 Prints one JSON line: train_images_per_sec, eval_images_per_sec, num_params,
@@ -14,7 +14,11 @@ compiled row, and the rate is scaled to whole images (a row's work is the
 same in every row; the naive sampler's whole image takes minutes). And
 `fast_kernels_per_step`, `naive_kernels_per_step`: the kernels that one step
 of the sampling loop (one unit: a subpixel, or a pixel) runs in the
-compiled row (`kernels_per_step`), what becomes kernel launches on a GPU.
+compiled row (`kernels_per_step`), what becomes kernel launches on a GPU
+(`--samplers=fast` times the fast sampler only).
+With `--whole_batch`, `fast_batch_seconds`: the fast sampler draws whole
+images of the batch as `sample` does, after a first draw that compiles
+(`fast_batch_first_seconds`). `--seconds=0` times no train or eval step.
 Both steps are the trainer's (`Experiment`), on one device, in chunks as in
 training and evaluation (`--config.cpu_chunk_pixels=0` takes each batch at once).
 
@@ -48,11 +52,19 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Recipe, e.g. configs/cifar10.py:pixelcnn"
 )
 _SECONDS = flags.DEFINE_float(
-    "seconds", 10.0, "Timed seconds per round for the train step (eval: half)."
+    "seconds", 10.0, "Timed seconds per round for the train step (eval: half; 0: not timed)."
 )
 _ROUNDS = flags.DEFINE_integer("rounds", 1, "Timed rounds; the figures are their medians.")
 _SAMPLE_ROWS = flags.DEFINE_integer(
     "sample_rows", 0, "Rows timed per sampler (0: no sampling figures)."
+)
+_SAMPLERS = flags.DEFINE_list(
+    "samplers", list(sampling.SAMPLERS), "The samplers that --sample_rows times."
+)
+_WHOLE_BATCH = flags.DEFINE_bool(
+    "whole_batch",
+    False,
+    "Also draw whole images of the batch with the fast sampler, end to end.",
 )
 _PEER = flags.DEFINE_string(
     "peer", None, "Command run after each round, printing a JSON line to compare with."
@@ -137,18 +149,12 @@ def kernels_per_step(hlo: str) -> int:
     return max(loops)
 
 
-def sample_figures(experiment: Experiment, params, sampler: str, rows: int) -> tuple[float, int]:
-    """Images per second of `sampler` on a batch of `config.batch_size`,
-    timed over `rows` rows after one compiled row, scaled to whole images;
-    and the kernels per step of the compiled row (`kernels_per_step`)."""
+def sampling_canvas(experiment: Experiment, params) -> canvases.Canvas:
+    """What the samplers draw for the figures: `config.batch_size` plain
+    samples, a row of label 0, one decoding of each of as many zero images
+    (or zero embeddings), or samples given z from the prior."""
     model, config = experiment.model, experiment.config
-    height = experiment.image_shape[0]
-    if not 0 < rows < height:
-        raise ValueError(f"--sample_rows={rows} must be in [1, {height - 1}]")
     variables = {"params": params}
-    # A batch of `batch_size` images: plain samples, a row of label 0, one
-    # decoding of each of as many zero images (or zero embeddings), or
-    # samples given z from the prior.
     zeros = np.zeros((config.batch_size, *experiment.image_shape), np.int32)
     labels = [0] if experiment.cond_key == "label" else None
     codes = None
@@ -159,22 +165,57 @@ def sample_figures(experiment: Experiment, params, sampler: str, rows: int) -> t
     canvas = canvases.for_model(model, variables, shape, num, labels, zeros, codes)
     if model.LATENT:
         canvas = canvases.with_latent(canvas, model, variables, jax.random.key(0))
+    return canvas
+
+
+def sample_figures(experiment: Experiment, params, sampler: str, rows: int) -> tuple[float, int]:
+    """Images per second of `sampler` on a batch of `config.batch_size`,
+    timed over `rows` rows after one compiled row, scaled to whole images;
+    and the kernels per step of the compiled row (`kernels_per_step`)."""
+    model, config = experiment.model, experiment.config
+    height = experiment.image_shape[0]
+    if not 0 < rows < height:
+        raise ValueError(f"--sample_rows={rows} must be in [1, {height - 1}]")
+    variables = {"params": params}
+    canvas = sampling_canvas(experiment, params)
     x, known = jnp.asarray(canvas.start), jnp.asarray(canvas.known)
-    stepper = sampling.make_stepper(model, variables, sampler, canvas.cond)
-    row = jax.jit(
-        lambda state, x, i: sampling.sample_rows(
-            model, stepper, state, x, known, jax.random.key(0), i
-        )
-    )
-    state = jax.jit(stepper.init)(x)
-    kernels = kernels_per_step(row.lower(state, x, jnp.int32(0)).compile().as_text())
-    state, x = row(state, x, jnp.int32(0))
-    jax.block_until_ready(x)
-    start = time.perf_counter()
-    for i in range(1, rows + 1):
-        state, x = row(state, x, jnp.int32(i))
-    jax.block_until_ready(x)
+    drawing, cond = sampling.Drawing(model, sampler), canvas.cond
+    rng = jax.random.key(0)
+    with jax.default_matmul_precision("highest"):  # as `sampling.sample` draws
+        state, x, known = sampling.start(drawing, variables, cond, x, known)
+        args = (drawing, variables, cond, state, x, known, rng, jnp.int32(0))
+        kernels = kernels_per_step(sampling.draw_row.lower(*args).compile().as_text())
+        state, x = sampling.draw_row(*args)
+        jax.block_until_ready(x)
+        start = time.perf_counter()
+        for i in range(1, rows + 1):
+            state, x = sampling.draw_row(
+                drawing, variables, cond, state, x, known, rng, jnp.int32(i)
+            )
+        jax.block_until_ready(x)
     return config.batch_size / ((time.perf_counter() - start) / rows * height), kernels
+
+
+def whole_batch_seconds(experiment: Experiment, params) -> tuple[float, float]:
+    """Seconds that the fast sampler takes to draw whole images of a batch of
+    `config.batch_size` through `sampling.sample` (what `sample` and
+    `load(...).sample` run), end to end: the first draw, which compiles, and
+    a second one."""
+    canvas = sampling_canvas(experiment, params)
+    times = []
+    for seed in range(2):
+        start = time.perf_counter()
+        images = sampling.sample(
+            experiment.model,
+            {"params": params},
+            jax.random.key(seed),
+            jnp.asarray(canvas.start),
+            jnp.asarray(canvas.known),
+            canvas.cond,
+        )
+        jax.block_until_ready(images)
+        times.append(time.perf_counter() - start)
+    return times[0], times[1]
 
 
 def run_peer(command: str) -> dict:
@@ -188,11 +229,23 @@ def run_peer(command: str) -> dict:
 
 
 def benchmark(
-    config, seconds: float, rounds: int = 1, peer: str | None = None, sample_rows: int = 0
+    config,
+    seconds: float,
+    rounds: int = 1,
+    peer: str | None = None,
+    sample_rows: int = 0,
+    whole_batch: bool = False,
+    samplers: tuple[str, ...] = sampling.SAMPLERS,
 ) -> dict:
-    """Median train/eval images per second over `rounds`, and against `peer`."""
+    """Median train/eval images per second over `rounds` (none when `seconds`
+    is 0), and against `peer`; the sampling figures of `sample_rows` and
+    `whole_batch`."""
     if rounds < 1:
         raise ValueError(f"--rounds={rounds} must be at least 1")
+    if unknown := set(samplers) - set(sampling.SAMPLERS):
+        raise ValueError(f"unknown --samplers {sorted(unknown)}; known: {sampling.SAMPLERS}")
+    if seconds < 0 or (peer and not seconds):
+        raise ValueError(f"--seconds={seconds} must be > 0 (with --peer) or 0 (no train figures)")
     config = config.copy_and_resolve_references()
     config.eval_batch_size = config.batch_size
     experiment = Experiment.build(config, devices=jax.devices()[:1])
@@ -221,7 +274,7 @@ def benchmark(
         return experiment.eval_step(state.params, eval_batch, eval_rng)["nll_sum"]
 
     ours, theirs = [], []
-    for _ in range(rounds):
+    for _ in range(rounds if seconds else 0):
         ours.append(
             {
                 "train_images_per_sec": images_per_second(train_once, config.batch_size, seconds),
@@ -230,22 +283,31 @@ def benchmark(
         )
         if peer:
             theirs.append(run_peer(peer))
-    result = {key: round(statistics.median(r[key] for r in ours), 2) for key in ours[0]}
-    compiled = experiment.train_step.lower(state, batch).compile()
-    flops = (compiled.cost_analysis() or {}).get("flops")
+    result = (
+        {key: round(statistics.median(r[key] for r in ours), 2) for key in ours[0]} if ours else {}
+    )
+    if ours:
+        # XLA counts a loop body once: per chunk when the step runs in chunks.
+        flops = (experiment.train_step.lower(state, batch).compile().cost_analysis() or {}).get(
+            "flops"
+        )
+        result["train_gflops_per_image"] = (
+            None if flops is None else round(flops / experiment.train_chunk_size / 1e9, 4)
+        )
     if sample_rows:
-        for sampler in sampling.SAMPLERS:
+        for sampler in samplers:
             rate, kernels = sample_figures(experiment, state.eval_params(), sampler, sample_rows)
             result[f"{sampler}_sample_images_per_sec"] = round(rate, 4)
             result[f"{sampler}_kernels_per_step"] = kernels
-        result["sample_speedup"] = round(
-            result["fast_sample_images_per_sec"] / result["naive_sample_images_per_sec"], 1
-        )
+        if set(samplers) == set(sampling.SAMPLERS):
+            result["sample_speedup"] = round(
+                result["fast_sample_images_per_sec"] / result["naive_sample_images_per_sec"], 1
+            )
+    if whole_batch:
+        first, second = whole_batch_seconds(experiment, state.eval_params())
+        result["fast_batch_first_seconds"] = round(first, 3)
+        result["fast_batch_seconds"] = round(second, 3)
     result.update(
-        # XLA counts a loop body once: per chunk when the step runs in chunks.
-        train_gflops_per_image=None
-        if flops is None
-        else round(flops / experiment.train_chunk_size / 1e9, 4),
         num_params=int(sum(p.size for p in jax.tree.leaves(state.params))),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         devices=jax.device_count(),
@@ -270,7 +332,13 @@ def main(argv):
     program.setup(argv, one_arena=program.one_arena_for(_CONFIG))
     try:
         result = benchmark(
-            _CONFIG.value, _SECONDS.value, _ROUNDS.value, _PEER.value, _SAMPLE_ROWS.value
+            _CONFIG.value,
+            _SECONDS.value,
+            _ROUNDS.value,
+            _PEER.value,
+            _SAMPLE_ROWS.value,
+            _WHOLE_BATCH.value,
+            tuple(_SAMPLERS.value),
         )
     except ValueError as e:
         program.fail("benchmark", e)

@@ -124,4 +124,4 @@ def test_benchmark_cli_bad_flag_fails():
 def test_benchmark_help_keeps_its_line_continuations():
     out, _ = run_ok("experiments.benchmark", "--help", timeout=120)
     assert "configs/binarized_mnist.py:pixelcnn \\\n    [--config.model.hidden_dim=32" in out
-    assert "[--seconds=10] \\\n    [--rounds=10" in out
+    assert "[--whole_batch] \\\n    [--rounds=10" in out

@@ -27,7 +27,7 @@ from pixel_models.models.pixelcnn import PixelCNN
 from pixel_models.models.pixelcnn_pp import PixelCNNPP
 from pixel_models.sampling import canvases
 from pixel_models.sampling.grid import make_grid, to_uint8
-from pixel_models.training import trainer
+from pixel_models.training import sharding, trainer
 from tests import model_checks
 from tests.helpers import cli, run_ok
 
@@ -303,6 +303,25 @@ def test_progress_reports_finished_rows_only(rgb_model):
     # Reports of queued rows came microseconds apart; a tenth of a row's time
     # keeps the check far from both that and a busy machine's noise.
     assert min(np.diff(reported)) > row_time / 10, (np.diff(reported), row_time)
+
+
+@pytest.mark.parametrize("on_a_mesh", [False, True], ids=["plain", "on_a_mesh"])
+def test_sampling_again_compiles_nothing(rgb_model, on_a_mesh):
+    """The compiled row takes the variables as arguments, not constants: the
+    first `sample` compiles it once (variables on a mesh too, as the trainer
+    and `load` place them), and a second one, with other parameters and
+    another seed, compiles nothing."""
+    model, variables = rgb_model
+    if on_a_mesh:
+        mesh = sharding.make_mesh(jax.devices()[:1])
+        variables = jax.device_put(variables, sharding.replicated(mesh))
+    x = jnp.zeros((2, 3, 4, 3), jnp.int32)
+    before = sampling.draw_row._cache_size()
+    sampling.sample(model, variables, jax.random.key(0), x, temperature=0.5 + on_a_mesh)
+    assert sampling.draw_row._cache_size() == before + 1
+    other = jax.tree.map(lambda p: p * 2, variables)
+    sampling.sample(model, other, jax.random.key(1), x, temperature=0.5 + on_a_mesh)
+    assert sampling.draw_row._cache_size() == before + 1
 
 
 # Kernels a fast step adds per layer in CPU's compilation (6 and 5.5 at 5x5; 9

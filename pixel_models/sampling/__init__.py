@@ -10,6 +10,8 @@ give the same images. The loop knows no model: it asks each through
 `pixel_models.interface.PixelModel`.
 """
 
+import dataclasses
+import functools
 import time
 from collections.abc import Callable
 
@@ -31,11 +33,14 @@ LATENT_STREAM = 2**31 - 1
 __all__ = [
     "SAMPLERS",
     "Stage",
+    "Drawing",
+    "draw_row",
     "Stepper",
     "make_stepper",
     "naive_stepper",
     "sample",
     "stages",
+    "start",
     "units_per_row",
 ]
 
@@ -125,13 +130,13 @@ def sample(
     with jax.default_matmul_precision("highest"):  # GPUs default to TF32: see the docstring
         for n, stage in enumerate(passes):
             part = (slice(None), stage.rows, stage.cols)
-            stepper = make_stepper(stage.model, stage.variables, sampler, stage.cond(x))
+            drawing = Drawing(stage.model, sampler, temperature)
             # Stage 0 draws with `rng` itself: a one-stage model's keys are
             # `fold_in(rng, unit)`, as `sample_rows` says.
             key = rng if n == 0 else jax.random.fold_in(rng, n)
             progress = _pro_rata(on_row, height, done, total_rows)
             drawn = _every_row(
-                stage.model, stepper, x[part], known[part], key, temperature, progress
+                drawing, stage.variables, stage.cond(x), x[part], known[part], key, progress
             )
             x, known = x.at[part].set(drawn), known.at[part].set(True)
             done += drawn.shape[1]
@@ -158,25 +163,64 @@ def _pro_rata(
     return lambda rows: on_row(height * (done + rows) // total)
 
 
+@dataclasses.dataclass(frozen=True)
+class Drawing:
+    """How a pass draws: `model`, its `sampler` and `temperature`; the static
+    argument of `start` and `draw_row`, which take the variables and `cond` as
+    arguments, not as constants: they compile once per model, shape and
+    sampler, for every call of `sample` and every set of parameters."""
+
+    model: PixelModel
+    sampler: str
+    temperature: float = 1.0
+
+
+def start(drawing: Drawing, variables, cond, x: jnp.ndarray, known: jnp.ndarray):
+    """The stepper's state before the first row of `x[B, H, W, C]`, and the
+    state, `x` and `known` placed as `draw_row` returns them, so that its
+    first call and the next ones compile once: unplaced arrays (not
+    committed to devices) beside variables on a mesh go where `draw_row`'s
+    outputs go, replicated on that mesh."""
+    state = _init(drawing, variables, cond, x)
+    leaves = jax.tree.leaves(variables)
+    mesh = getattr(getattr(leaves[0], "sharding", None), "mesh", None) if leaves else None
+    if mesh is None:
+        return state, x, known
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return jax.tree.map(
+        lambda a: a if a.committed else jax.device_put(a, replicated), (state, x, known)
+    )
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init(drawing: Drawing, variables, cond, x: jnp.ndarray):
+    return make_stepper(drawing.model, variables, drawing.sampler, cond).init(x)
+
+
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=3)
+def draw_row(drawing: Drawing, variables, cond, state, x, known, rng, row):
+    """`sample_rows` of row `row` (traced) -> `(state, x)`. `state` is
+    donated: the caches are updated in place."""
+    stepper = make_stepper(drawing.model, variables, drawing.sampler, cond)
+    return sample_rows(drawing.model, stepper, state, x, known, rng, row, drawing.temperature)
+
+
 def _every_row(
-    model: PixelModel,
-    stepper: Stepper,
+    drawing: Drawing,
+    variables,
+    cond,
     x: jnp.ndarray,
     known: jnp.ndarray,
     rng: jax.Array,
-    temperature: float,
     on_row: Callable[[int], None] | None,
 ) -> jnp.ndarray:
-    """`sample_rows` for each row in turn, compiled once. One row is queued
-    ahead of the one computing, no more: `on_row` reports finished rows, and
-    Ctrl-C leaves at most two rows of queued device work."""
-    rows = jax.jit(
-        lambda state, x, row: sample_rows(model, stepper, state, x, known, rng, row, temperature)
-    )
-    state = jax.jit(stepper.init)(x)
+    """`draw_row` for each row in turn. One row is queued ahead of the one
+    computing, no more: `on_row` reports finished rows, and Ctrl-C leaves at
+    most two rows of queued device work."""
+    state, x, known = start(drawing, variables, cond, x, known)
     for row in range(x.shape[1]):
         previous = x
-        state, x = rows(state, x, jnp.int32(row))
+        state, x = draw_row(drawing, variables, cond, state, x, known, rng, jnp.int32(row))
         if row > 0:
             _wait(previous)
             if on_row is not None:
