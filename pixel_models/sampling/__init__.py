@@ -6,7 +6,9 @@ the raster-order passes of the model's `stages`. Each pass runs the naive
 sampler (a full forward pass per unit) or the model's fast one
 (`model.fast_stepper(variables, cond)`: cached activations or carried LSTM
 states, beside the model in its family's module). For the same `rng` both
-give the same images. The loop knows no model: it asks each through
+give the same images. A pass runs row by row through two compiled
+functions, `start` and `draw_row`, which take the variables as arguments.
+The loop knows no model: it asks each through
 `pixel_models.interface.PixelModel`.
 """
 
@@ -106,7 +108,9 @@ def sample(
         over several stages, pro rata of all their rows, in rows of `x`).
 
     Batches keep their sharding: pass `x` (and `known`, `cond`) sharded over
-    devices and every step runs sharded. Matmuls run at full float32
+    devices and every step runs sharded. A pass compiles once per model,
+    shape, sampler and temperature (`draw_row`): a later call, with other
+    parameters too, compiles nothing. Matmuls run at full float32
     precision (not TF32): the two samplers compute the same parameters in
     different orders, and rounding that coarse would let them draw
     different values.
