@@ -77,13 +77,20 @@ def before_pixel(cache: jnp.ndarray, convs: list[MaskedConv], i, j) -> jnp.ndarr
     return (y + biases[:, None]).reshape(num, batch, 1, 1, -1)
 
 
-def centre(conv: MaskedConv, values: jnp.ndarray) -> jnp.ndarray:
-    """The centre tap's term of a bound `conv`'s output at a pixel, from its
-    input there, `values[B, 1, 1, F]` -> `[B, 1, 1, out]` (no bias)."""
-    (top, _), (left, _) = conv.padding(values.shape[-1])
-    values, kernel = nn.dtypes.promote_dtype(
-        values, conv.window_kernel()[top, left], dtype=conv.dtype
-    )
+def centre_kernel(conv: MaskedConv, in_features: int) -> jnp.ndarray:
+    """The centre tap's kernel `[in, out]` of a bound `conv` (its colour mask
+    applied), for `centre`. A stepper computes it once, in its `init`, and
+    carries it in its state: XLA copies a slice of a weight on every step of
+    a loop, not once before it."""
+    (top, _), (left, _) = conv.padding(in_features)
+    return conv.window_kernel()[top, left]
+
+
+def centre(conv: MaskedConv, kernel: jnp.ndarray, values: jnp.ndarray) -> jnp.ndarray:
+    """The centre tap's term of `conv`'s output at a pixel, from its input
+    there, `values[B, 1, 1, F]` -> `[B, 1, 1, out]` (no bias); `kernel` is
+    its `centre_kernel`."""
+    values, kernel = nn.dtypes.promote_dtype(values, kernel, dtype=conv.dtype)
     return values @ kernel
 
 

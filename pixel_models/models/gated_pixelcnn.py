@@ -53,6 +53,7 @@ from pixel_models.layers.conditioning import condition_bias
 from pixel_models.layers.conv_cache import (
     before_pixel,
     centre,
+    centre_kernel,
     padded_zeros,
     stacked_zeros,
     write,
@@ -187,7 +188,9 @@ def gated_stepper(model: GatedPixelCNN, variables, cond=None) -> Stepper:
         (`conv_cache.stacked_zeros`), `[L - 1, B, H, W + n//2, p]` (None for L = 1);
       from_vertical: per layer, what its horizontal stack takes from its
         vertical one (`GatedLayer.from_vertical`) on the current row, `[B, 1, W, 2p]`;
-      biases: the conditioning biases `[B, L, 4p]`, or None.
+      biases: the conditioning biases `[B, L, 4p]`, or None;
+      centres: the later layers' horizontal convs' centre taps' kernels
+        (`centre_kernel`, computed once), `[p, 2p]` each.
     `start_row(i)` runs the vertical stacks of every layer on row i; a step,
     the horizontal stacks at `(i, j)`, returning the logits there, `[B, 1, 1, C, K]`:
     the later layers' horizontal convs from the pixels before `(i, j)` at
@@ -222,6 +225,7 @@ def gated_stepper(model: GatedPixelCNN, variables, cond=None) -> Stepper:
                 for _ in range(len(later) + 1)
             ],
             "biases": _InScope(model.cond_biases).apply(variables, cond, batch),
+            "centres": [centre_kernel(layer.horizontal, model.hidden_dim) for layer in later],
         }
 
     def start_row(state: dict, x: jnp.ndarray, i: jnp.ndarray) -> dict:
@@ -263,7 +267,7 @@ def gated_stepper(model: GatedPixelCNN, variables, cond=None) -> Stepper:
             if n == 0:
                 h_conv = first.horizontal.at(image, i, j)
             else:
-                h_conv = before[n - 1] + centre(layer.horizontal, h)
+                h_conv = before[n - 1] + centre(layer.horizontal, state["centres"][n - 1], h)
                 inputs.append(h)
             from_vertical = jax.lax.dynamic_slice_in_dim(state["from_vertical"][n], j, 1, axis=2)
             h, skip = layer.horizontal_stack(h_conv, from_vertical, h)

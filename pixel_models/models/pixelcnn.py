@@ -23,6 +23,7 @@ from pixel_models.layers.conditioning import check_unconditional
 from pixel_models.layers.conv_cache import (
     before_pixel,
     centre,
+    centre_kernel,
     padded_zeros,
     stacked_zeros,
     write_image,
@@ -134,8 +135,8 @@ def pixelcnn_stepper(model: PixelCNN, variables) -> Stepper:
 
     State: the scaled image padded for the input conv, `[B, H + 3, W + 6, C]`
     for a 7x7 one, and the inputs of the residual blocks' k x k convs,
-    stacked (`conv_cache.stacked_zeros`), `[L, B, H + k//2, W + 2 (k//2), h]`.
-    A step runs each layer at pixel `(i, j)` only and returns the logits
+    stacked (`conv_cache.stacked_zeros`), `[L, B, H + k//2, W + 2 (k//2), h]`,
+    and their centre taps' kernels (`centre_kernel`, computed once). A step runs each layer at pixel `(i, j)` only and returns the logits
     there, `[B, 1, 1, C, K]`: every k x k conv's taps before the pixel at
     once (`before_pixel`), then block by block the centre taps.
     """
@@ -152,6 +153,10 @@ def pixelcnn_stepper(model: PixelCNN, variables) -> Stepper:
         return {
             "image": padded_zeros(model.input_conv(colors), x.shape, jnp.float32),
             "blocks": stacked_zeros(middles(colors), hidden, dtype),
+            "centres": [
+                centre_kernel(bind(middle, params[block.name]), hidden_dim)
+                for block, middle in zip(model.blocks(colors), middles(colors), strict=True)
+            ],
         }
 
     def step(state: dict, x: jnp.ndarray, i: jnp.ndarray, j: jnp.ndarray):
@@ -168,9 +173,9 @@ def pixelcnn_stepper(model: PixelCNN, variables) -> Stepper:
         inputs = []
         for n, (block, (into, middle, out)) in enumerate(zip(blocks, bound, strict=True)):
             inputs.append(block.middle_input(into, z))
-            z = block.residual(out, z, before[n] + centre(middle, inputs[-1]))
+            z = block.residual(out, z, before[n] + centre(middle, state["centres"][n], inputs[-1]))
         logits = bind(categorical_output(model, colors), params)(z)
         caches = write_stacked(state["blocks"], bound[0][1], inputs, i, j)
-        return {"image": image, "blocks": caches}, logits
+        return state | {"image": image, "blocks": caches}, logits
 
     return Stepper(init=init, step=step)
