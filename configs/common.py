@@ -11,6 +11,7 @@ shrinks the run for `tiny` (`shrink`).
 """
 
 import dataclasses
+import re
 from collections.abc import Callable, Collection
 
 import ml_collections
@@ -109,6 +110,19 @@ def parse_arg(
     if {"conditional", "embedding"} <= set(options):
         raise ValueError(f"{arg!r}: conditional (labels) or embedding, not both")
     return Arg(model, **{option: True for option in options})
+
+
+def published(reference: str) -> tuple[float, str] | None:
+    """The published figure that a recipe's `reference` names, `(value,
+    unit)` with unit "nats" (per image) or "bits/dim": its first "X nats" or
+    "X bits/dim" ("PixelRNN paper Table 4: Row LSTM 80.54 nats", "DRAW paper
+    Table 2: 80.97 nats (a bound; ...)"). None for a recipe with no published
+    figure of its own ("no published ...", whatever figures of other models
+    it cites after that)."""
+    match = re.search(r"(\d+(?:\.\d+)?) (nats|bits/dim)", reference)
+    if reference.startswith("no published") or match is None:
+        return None
+    return float(match.group(1)), match.group(2)
 
 
 def dataset(name: str, train_split: str, eval_split: str) -> ml_collections.ConfigDict:

@@ -13,7 +13,6 @@ there is no published figure.
 
 import math
 import pathlib
-import re
 
 import matplotlib
 
@@ -21,6 +20,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from absl import flags  # noqa: E402
 
+from configs import common  # noqa: E402
 from experiments import program  # noqa: E402
 from pixel_models import data  # noqa: E402
 from pixel_models.training import metric_writer, provenance, workdirs  # noqa: E402
@@ -31,12 +31,12 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def published(reference: str, unit: str, dims: int) -> float | None:
-    """The published figure in `reference` ("... 80.54 nats"), in `unit`
-    ("nats" per image or "bits/dim" over `dims` subpixels); None if none."""
-    match = re.search(r"(\d+(?:\.\d+)?) (nats|bits/dim)", reference)
-    if reference.startswith("no published") or match is None:
+    """The published figure in `reference` (`configs.common.published`), in
+    `unit` ("nats" per image or "bits/dim" over `dims` subpixels); None if none."""
+    figure = common.published(reference)
+    if figure is None:
         return None
-    value, given = float(match.group(1)), match.group(2)
+    value, given = figure
     if given == unit:
         return value
     per_bit = dims * math.log(2.0)

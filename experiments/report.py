@@ -7,8 +7,9 @@ python -m experiments.report --workdir=pretrained/binarized_mnist
 A folder without sweep.json whose subfolders hold `experiments.export`'s
 manifest.json gives the models table instead (the README's Results): model,
 recipe and the overrides that change what is trained, steps, hardware,
-CPU-hours, test NLL, the published figure (the number ending the recipe's
-`reference`) and the gap. It prints the Markdown table and writes nothing.
+CPU-hours, test NLL, the published figure (as the recipe's `reference`
+names it: `configs.common.published`) and the gap. It prints the Markdown
+table and writes nothing.
 
 Reads each ROOT/sweep.json (written by experiments.sweep) and, per member,
 ROOT/<name>/eval_<split>.json, runs.jsonl and metrics.jsonl. Writes
@@ -44,6 +45,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from absl import flags  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from configs import common  # noqa: E402
 from experiments import program  # noqa: E402
 from experiments.sweeps.sweep_file import SWEEP_FILE, Member, Sweep  # noqa: E402
 from pixel_models.training import export, metric_writer, provenance, workdirs  # noqa: E402
@@ -387,16 +389,6 @@ def _recipe(command: str) -> str:
     return " ".join([f"`{recipe}`", *overrides])
 
 
-def _published(reference: str) -> float | None:
-    """The number that ends a recipe's `reference` ("... 80.54 nats"), if any;
-    none for a recipe with no published figure of its own ("no published
-    ...", whatever figures of other models it cites after that)."""
-    if reference.startswith("no published"):
-        return None
-    match = re.search(r"(\d+\.\d+) (nats|bits/dim)\)?$", reference)
-    return float(match.group(1)) if match else None
-
-
 def _bound_label(likelihood: str) -> str:
     """What follows a figure that is a bound (", bound (IWAE, k=1000)"); nothing
     after an exact NLL."""
@@ -419,7 +411,8 @@ def models_markdown(root: pathlib.Path) -> str:
         binary = config.model.num_levels == 2
         value = manifest["nll_nats"] if binary else manifest["bits_per_dim"]
         unit, digits = ("nats", 2) if binary else ("bits/dim", 3)
-        published = _published(config.reference)
+        figure = common.published(config.reference)  # in the unit of the table's column
+        published = figure[0] if figure and figure[1] == unit else None
         rows.append(
             [
                 f"[{manifest['model']}]({path.parent})",

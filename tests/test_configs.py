@@ -170,3 +170,21 @@ def test_binarized_mnist_sweeps_resolve(sweep, count, tmp_path):
     )
     names = [line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("[")]
     assert len(set(names)) == len(names) == count, out
+
+
+@pytest.mark.parametrize(
+    "reference,figure",
+    [
+        ("PixelRNN paper Table 4: Row LSTM 80.54 nats", (80.54, "nats")),
+        ("DRAW paper Table 2: 80.97 nats (a bound; 87.40 without attention)", (80.97, "nats")),
+        ("PixelRNN paper Table 6: 3.86 bits/dim (32x32 validation)", (3.86, "bits/dim")),
+        (
+            "no published class-conditional CIFAR-10 figure; compare with the unconditional "
+            "3.03 bits/dim",
+            None,
+        ),
+        ("a paper with no figure", None),
+    ],
+)
+def test_a_reference_names_its_published_figure(reference, figure):
+    assert common.published(reference) == figure
