@@ -136,9 +136,10 @@ def pixelcnn_stepper(model: PixelCNN, variables) -> Stepper:
     State: the scaled image padded for the input conv, `[B, H + 3, W + 6, C]`
     for a 7x7 one, and the inputs of the residual blocks' k x k convs,
     stacked (`conv_cache.stacked_zeros`), `[L, B, H + k//2, W + 2 (k//2), h]`,
-    and their centre taps' kernels (`centre_kernel`, computed once). A step runs each layer at pixel `(i, j)` only and returns the logits
-    there, `[B, 1, 1, C, K]`: every k x k conv's taps before the pixel at
-    once (`before_pixel`), then block by block the centre taps.
+    and their centre taps' kernels (`centre_kernel`, computed once). A step
+    runs each layer at pixel `(i, j)` only and returns the logits there,
+    `[B, 1, 1, C, K]`: every k x k conv's taps before the pixel at once
+    (`before_pixel`), then block by block the centre taps.
     """
     params = variables["params"]
     dtype = model.dtype or jnp.float32
