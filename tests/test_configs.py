@@ -108,6 +108,7 @@ CPU_CHUNK_PIXELS = {
         pixelcnn_autoencoder=2048,
         pixelcnn_pp=8192,
         vae=0,
+        pixel_vae=2048,
     ),
     "imagenet32": dict(row_lstm=0, multiscale_pixelrnn=0, gated_pixelcnn=2048),
     "imagenet64": dict(gated_pixelcnn=2048, multiscale_pixelrnn=0),
