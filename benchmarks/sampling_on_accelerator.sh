@@ -19,10 +19,6 @@ py=${PYTHON:-python3}
 limit=${LIMIT:-300}
 mkdir -p "$out"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # several processes share the device
-# A computation compiled twice (benchmark's kernel count, then its timed
-# calls) is compiled once.
-export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$out/compilation_cache}
-export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
 
 "$py" -c "import jax, flax; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())"
 

@@ -283,10 +283,9 @@ def benchmark(
         )
         if peer:
             theirs.append(run_peer(peer))
-    result = (
-        {key: round(statistics.median(r[key] for r in ours), 2) for key in ours[0]} if ours else {}
-    )
+    result = {}
     if ours:
+        result = {key: round(statistics.median(r[key] for r in ours), 2) for key in ours[0]}
         # XLA counts a loop body once: per chunk when the step runs in chunks.
         flops = (experiment.train_step.lower(state, batch).compile().cost_analysis() or {}).get(
             "flops"
