@@ -5,6 +5,7 @@ import json
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -82,3 +83,29 @@ def test_export_finds_the_evaluation_of_the_parameters_it_ships(tmp_path):
     assert evaluated(tmp_path, "test", 550, "raw")["nll_nats"] == 96.0
     with pytest.raises(ValueError, match="--checkpoint_step=605 --params=raw"):
         evaluated(tmp_path, "test", 605, "raw")
+
+
+def test_shipped_files_are_small():
+    """pretrained/ is committed to git: no file over 2 MiB."""
+    large = [
+        p for p in (ROOT / "pretrained").rglob("*") if p.is_file() and p.stat().st_size > 2 << 20
+    ]
+    assert not large
+
+
+def test_export_writes_no_file_over_its_limit(tmp_path):
+    """An array of 3 MiB is written in files under a 1 MiB limit, and
+    reads back exactly."""
+    from pixel_models.training import checkpoints
+    from pixel_models.training.export import write_checkpoint
+
+    params = {"w": np.random.default_rng(0).normal(size=(1024, 768)).astype(np.float32)}
+    write_checkpoint(tmp_path, 3, {"step": np.int32(3), "params": params}, max_file_bytes=1 << 20)
+    sizes = [p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()]
+    assert max(sizes) <= 1 << 20 and sum(sizes) > 2 << 20  # all of it, little compressed
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = {"w": jax.ShapeDtypeStruct((1024, 768), jnp.float32, sharding=device)}
+    restored, step = checkpoints.restore_eval_params(
+        checkpoints.make_manager(tmp_path, create=False), abstract, use_ema=False
+    )
+    assert step == 3 and np.array_equal(restored["w"], params["w"])

@@ -24,15 +24,21 @@ from pixel_models.training.train_state import TrainState
 
 
 def make_manager(
-    workdir: str | pathlib.Path, keep: int = 3, create: bool = True
+    workdir: str | pathlib.Path,
+    keep: int = 3,
+    create: bool = True,
+    handler: ocp.CheckpointHandler | None = None,
 ) -> ocp.CheckpointManager:
     """A manager keeping the last `keep` checkpoints; saves run in the
-    background. `create=False` creates no folder (for readers)."""
+    background. `create=False` creates no folder (for readers); `handler`
+    writes the "state" item (the default: orbax's, chosen by the arguments)."""
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=create, cleanup_tmp_directories=create
     )
     directory = pathlib.Path(workdir).absolute() / "checkpoints"
-    return ocp.CheckpointManager(directory, options=options, item_names=("state", "data"))
+    if handler is None:
+        return ocp.CheckpointManager(directory, options=options, item_names=("state", "data"))
+    return ocp.CheckpointManager(directory, options=options, item_handlers={"state": handler})
 
 
 def has_checkpoints(workdir: str | pathlib.Path) -> bool:

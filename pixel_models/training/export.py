@@ -14,6 +14,10 @@ from pixel_models.trained_model import TrainedModel
 from pixel_models.training import checkpoints, evaluation, metric_writer, provenance, workdirs
 
 MANIFEST_FILE = "manifest.json"
+# A shipped model is committed to git, so no file of it may be large: orbax
+# writes each array as one chunk and packs chunks into data files of up to
+# 2 GB unless told otherwise.
+MAX_FILE_BYTES = 1 << 20
 
 
 def params_sha256(params) -> str:
@@ -79,16 +83,27 @@ def save(trained: TrainedModel, output: pathlib.Path, use_ema: bool) -> None:
         config = config.copy_and_resolve_references()  # `load` then reads them, not an EMA
         config.ema_decay = 0.0
     workdirs.save_config(config, output)
-    manager = checkpoints.make_manager(output, keep=1)
     name = "ema_params" if use_ema else "params"
-    state = {"step": np.int32(trained.step), name: trained.params}
-    manager.save(trained.step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
-    manager.wait_until_finished()
-    manager.close()
+    write_checkpoint(output, trained.step, {"step": np.int32(trained.step), name: trained.params})
     # Orbax's commit markers name the absolute folder they were written to; a
     # shipped model restores without them and must not carry this machine's paths.
     for marker in (output / "checkpoints").rglob("commit_success.txt"):
         marker.unlink()
+
+
+def write_checkpoint(
+    output: pathlib.Path, step: int, state: dict, max_file_bytes: int = MAX_FILE_BYTES
+) -> None:
+    """`state` as OUTPUT/checkpoints/<step>/state, in files of at most about
+    `max_file_bytes` each: one file per chunk of an array (no OCDBT, which
+    packs chunks into data files of its own size)."""
+    handler = ocp.PyTreeCheckpointHandler(use_ocdbt=False)
+    manager = checkpoints.make_manager(output, keep=1, handler=handler)
+    save_args = jax.tree.map(lambda _: ocp.SaveArgs(chunk_byte_size=max_file_bytes), state)
+    args = ocp.args.PyTreeSave(state, save_args=save_args)
+    manager.save(step, args=ocp.args.Composite(state=args))
+    manager.wait_until_finished()
+    manager.close()
 
 
 def check_score(trained: TrainedModel, images: np.ndarray, result: dict) -> float:
