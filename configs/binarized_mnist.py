@@ -217,7 +217,12 @@ SWEEPS = {
     # DRAW with and without attention (the DRAW paper's Table 2 pair).
     "draw_attention": [
         {"config": "draw"},
-        {"config": "draw", "model.read_size": 0, "model.write_size": 0},
+        {
+            "config": "draw",
+            "model.read_size": 0,
+            "model.write_size": 0,
+            "reference": "DRAW paper Table 2: 87.40 nats without attention (a bound)",
+        },
     ],
     # Reproducibility: 3 seeds x 2 models, short runs of the recipes.
     "seeds": [

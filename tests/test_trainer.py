@@ -422,7 +422,7 @@ def test_a_finished_run_is_extended_by_setting_its_steps(trained, tmp_path):
     assert process.returncode == 1 and "holds a different run (seed: 0 -> 3)" in err, err
 
 
-def test_changed_architecture_is_refused_but_more_steps_are_allowed(trained):
+def test_changed_architecture_is_refused_but_more_steps_and_a_reference_are_allowed(trained):
     workdir, config, _ = trained
     wider = config.copy_and_resolve_references()
     wider.model.hidden_dim = 12
@@ -430,6 +430,7 @@ def test_changed_architecture_is_refused_but_more_steps_are_allowed(trained):
         trainer.prepare(wider, workdir)
     longer = config.copy_and_resolve_references()
     longer.num_train_steps = 40
+    longer.reference = "another paper's figure"  # a citation, not the run
     trainer.prepare(longer, workdir)
 
 

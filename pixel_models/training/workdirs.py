@@ -2,7 +2,8 @@
 
 A run is resumed with its saved config. A new `--config` for an existing
 workdir may change only how long and how visibly the run goes on (steps,
-logging, evaluation, checkpoint cadence) and where its data lives; any other
+logging, evaluation, checkpoint cadence), where its data lives and the
+published figure it is compared with; any other
 difference (architecture, data, optimizer, batch, seed) would make a
 different run, and is refused.
 """
@@ -32,6 +33,8 @@ MUTABLE_FIELDS = {
     "dataset.cache_dir": str,
     "dataset.manual_dir": str,
     "dataset.eval_split": str,
+    # The published figure the run is compared with: a citation, not the run.
+    "reference": str,
 }
 
 
