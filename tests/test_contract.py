@@ -61,10 +61,23 @@ def test_normalised_on_binary_images(name):
     model_checks.assert_normalised(compiled, variables, shape, cond=cond)
 
 
-# PixelCNN++'s fast sampler, the slowest to compile, is checked against the
-# naive one in tests/test_fast_pixelcnn_pp.py.
+# The families whose fast samplers have their own checks against the naive
+# ones, at more shapes and conditionings (tests/test_fast_pixelcnn.py,
+# test_fast_pixelcnn_pp.py, test_fast_pixelrnn.py, test_multiscale_pixelrnn.py),
+# are checked here in the long tier only.
+CHECKED_ELSEWHERE = (
+    "pixelcnn",
+    "gated_pixelcnn",
+    "pixelcnn_pp",
+    "row_lstm",
+    "diagonal_bilstm",
+    "multiscale_pixelrnn",
+)
+
+
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "pixelcnn_pp" else n for n in NAMES]
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in CHECKED_ELSEWHERE else n for n in NAMES],
 )
 def test_fast_sampler_draws_the_naive_samplers_images(name):
     shape = (2, 4, 4, 1)
