@@ -158,9 +158,10 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
                 save = preempted is not None or _is_due(step, config.checkpoint_every_steps, last)
                 if save or _is_due(step, config.log_every_steps, last):
                     # Check the losses before any checkpoint: never save a NaN state.
-                    scalars = _train_scalars(
-                        experiment, pending, step, time.perf_counter() - interval_start
-                    )
+                    # Timed once the interval's steps are done, not dispatched.
+                    jax.block_until_ready(pending)
+                    seconds = time.perf_counter() - interval_start
+                    scalars = _train_scalars(experiment, pending, step, seconds)
                     writer.write(step, scalars)
                     progress.set_postfix(loss=f"{scalars['loss']:.2f}", refresh=False)
                     pending, interval_start = [], time.perf_counter()
