@@ -3,6 +3,7 @@
 # TPU), in one run: the fast samplers' equality and exact-distribution tests
 # there and `experiments.benchmark` for
 #   * the README command (batch 4 and 16): fast and naive img/s, kernels per step;
+#     at batch 16 also with the row's loop in a CUDA graph (XLA command buffers);
 #   * 256 CIFAR-10 samples at the paper sizes (Gated PixelCNN, PixelCNN++,
 #     PixelCNN), drawn whole by the fast sampler: seconds, compiling
 #     included and not, and its kernels per step;
@@ -34,6 +35,15 @@ readme=(--config=configs/cifar10.py:gated_pixelcnn --config.model.hidden_dim=32
   --config.model.num_layers=7 --config.model.output_hidden_dim=64 --seconds=1 --sample_rows=2)
 run readme_b4 "${readme[@]}" --config.batch_size=4
 run readme_b16 "${readme[@]}" --config.batch_size=16
+# The same with XLA's command buffers (CUDA graphs) taking in the row's loop:
+# one graph launch for a whole row's steps instead of a launch per kernel.
+graphs="--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,CONDITIONAL,WHILE"
+(
+  export XLA_FLAGS="$graphs --xla_gpu_graph_min_graph_size=1"
+  run readme_b16_graphs "${readme[@]}" --config.batch_size=16
+  run bmnist_pixelcnn_b16_graphs --config=configs/binarized_mnist.py:pixelcnn \
+    --config.batch_size=16 --seconds=0 --sample_rows=2
+)
 
 paper() {  # paper FAMILY: 256 CIFAR-10 samples at the paper's size
   run "cifar10_${1}_256" --config="configs/cifar10.py:$1" \
