@@ -415,7 +415,7 @@ def models_markdown(root: pathlib.Path) -> str:
         published = figure[0] if figure and figure[1] == unit else None
         rows.append(
             [
-                f"[{manifest['model']}]({path.parent})",
+                f"[{path.parent.name}]({path.parent})",  # the folder: variants of a model differ
                 _recipe(manifest["commands"][0]),
                 f"{manifest['step']:,}",
                 ", ".join(manifest["hardware"]),
