@@ -94,9 +94,9 @@ def save(trained: TrainedModel, output: pathlib.Path, use_ema: bool) -> None:
 def write_checkpoint(
     output: pathlib.Path, step: int, state: dict, max_file_bytes: int = MAX_FILE_BYTES
 ) -> None:
-    """`state` as OUTPUT/checkpoints/<step>/state, in files of at most about
-    `max_file_bytes` each: one file per chunk of an array (no OCDBT, which
-    packs chunks into data files of its own size)."""
+    """`state` as OUTPUT/checkpoints/<step>/state, in files of at most
+    `max_file_bytes` each: one file per chunk of an array, each chunk at
+    most that size (no OCDBT, which packs chunks into larger data files)."""
     handler = ocp.PyTreeCheckpointHandler(use_ocdbt=False)
     manager = checkpoints.make_manager(output, keep=1, handler=handler)
     save_args = jax.tree.map(lambda _: ocp.SaveArgs(chunk_byte_size=max_file_bytes), state)

@@ -2,10 +2,9 @@
 
 A run is resumed with its saved config. A new `--config` for an existing
 workdir may change only how long and how visibly the run goes on (steps,
-logging, evaluation, checkpoint cadence), where its data lives and the
-published figure it is compared with; any other
-difference (architecture, data, optimizer, batch, seed) would make a
-different run, and is refused.
+logging, evaluation, checkpoint cadence), where its data lives, and the
+published figure it is compared with; any other difference (architecture,
+data, optimizer, batch, seed) would make a different run, and is refused.
 """
 
 import functools
