@@ -31,6 +31,11 @@ run() {  # run NAME ARGS...: one benchmark line in $out/NAME.json
   echo "$name (exit $?, $((SECONDS - start)) s): $(tail -n 1 "$out/$name.json")"
 }
 
+bmnist() {  # bmnist FAMILY [SUFFIX]: a binarized-MNIST recipe's samplers at batch 16
+  run "bmnist_${1}_b16${2:-}" --config="configs/binarized_mnist.py:$1" \
+    --config.batch_size=16 --seconds=0 --sample_rows=2
+}
+
 readme=(--config=configs/cifar10.py:gated_pixelcnn --config.model.hidden_dim=32
   --config.model.num_layers=7 --config.model.output_hidden_dim=64 --seconds=1 --sample_rows=2)
 run readme_b4 "${readme[@]}" --config.batch_size=4
@@ -41,8 +46,7 @@ graphs="--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN
 (
   export XLA_FLAGS="$graphs --xla_gpu_graph_min_graph_size=1"
   run readme_b16_graphs "${readme[@]}" --config.batch_size=16
-  run bmnist_pixelcnn_b16_graphs --config=configs/binarized_mnist.py:pixelcnn \
-    --config.batch_size=16 --seconds=0 --sample_rows=2
+  bmnist pixelcnn _graphs
 )
 
 paper() {  # paper FAMILY: 256 CIFAR-10 samples at the paper's size
@@ -62,7 +66,6 @@ or test_gated_pixelcnn or exact_distribution or compiles_nothing or completion_n
 echo "tests (exit $?, $((SECONDS - start)) s): $(tail -n 1 "$out/tests.log")"
 
 for family in pixelcnn gated_pixelcnn pixelcnn_pp row_lstm diagonal_bilstm; do
-  run "bmnist_${family}_b16" --config="configs/binarized_mnist.py:$family" \
-    --config.batch_size=16 --seconds=0 --sample_rows=2
+  bmnist "$family"
 done
 paper pixelcnn

@@ -5,7 +5,6 @@ import json
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -121,7 +120,9 @@ def test_export_writes_no_file_over_its_limit(tmp_path):
     sizes = [p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()]
     assert max(sizes) <= 1 << 20 and sum(sizes) > 2 << 20  # all of it, little compressed
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = {"w": jax.ShapeDtypeStruct((1024, 768), jnp.float32, sharding=device)}
+    abstract = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), params
+    )
     restored, step = checkpoints.restore_eval_params(
         checkpoints.make_manager(tmp_path, create=False), abstract, use_ema=False
     )
