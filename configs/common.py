@@ -11,6 +11,7 @@ shrinks the run for `tiny` (`shrink`).
 """
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Collection
 
@@ -123,6 +124,20 @@ def published(reference: str) -> tuple[float, str] | None:
     if reference.startswith("no published") or match is None:
         return None
     return float(match.group(1)), match.group(2)
+
+
+def published_in(reference: str, unit: str, dims: int) -> float | None:
+    """The published figure in `reference` (`published`) in `unit`: "nats"
+    per image or "bits/dim" over `dims` subpixels, converting a figure given
+    in the other one; None if it names none."""
+    figure = published(reference)
+    if figure is None:
+        return None
+    value, given = figure
+    if given == unit:
+        return value
+    per_bit = dims * math.log(2.0)
+    return value / per_bit if unit == "bits/dim" else value * per_bit
 
 
 def dataset(name: str, train_split: str, eval_split: str) -> ml_collections.ConfigDict:

@@ -30,19 +30,6 @@ _OUTPUT = flags.DEFINE_string("output", None, "PNG to write (default: DIR/learni
 flags.mark_flags_as_required(["workdir"])
 
 
-def published(reference: str, unit: str, dims: int) -> float | None:
-    """The published figure in `reference` (`configs.common.published`), in
-    `unit` ("nats" per image or "bits/dim" over `dims` subpixels); None if none."""
-    figure = common.published(reference)
-    if figure is None:
-        return None
-    value, given = figure
-    if given == unit:
-        return value
-    per_bit = dims * math.log(2.0)
-    return value / per_bit if unit == "bits/dim" else value * per_bit
-
-
 def training_hours(rows: list[dict], batch_size: int, cores: int) -> dict[int, float]:
     """Cumulative training hours (x `cores`) at each logged step."""
     hours, total, previous = {}, 0.0, 0
@@ -69,7 +56,7 @@ def plot(workdir: pathlib.Path, output: pathlib.Path) -> None:
     on_cpu = all(r.get("device_kind") == "cpu" for r in records)
     cores = max((r.get("cpu_cores") or 1 for r in records), default=1) if on_cpu else 1
     hours = training_hours(rows, config.batch_size, cores)
-    line = published(config.get("reference", ""), unit, dims)
+    line = common.published_in(config.get("reference", ""), unit, dims)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120, sharey=True)
     for ax, x_of, xlabel in (
         (axes[0], lambda step: step, "step"),

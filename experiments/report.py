@@ -48,6 +48,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from configs import common  # noqa: E402
 from experiments import program  # noqa: E402
 from experiments.sweeps.sweep_file import SWEEP_FILE, Member, Sweep  # noqa: E402
+from pixel_models import data  # noqa: E402
 from pixel_models.training import export, metric_writer, provenance, workdirs  # noqa: E402
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Root of a sweep (repeat for more)")
@@ -411,8 +412,8 @@ def models_markdown(root: pathlib.Path) -> str:
         binary = config.model.num_levels == 2
         value = manifest["nll_nats"] if binary else manifest["bits_per_dim"]
         unit, digits = ("nats", 2) if binary else ("bits/dim", 3)
-        figure = common.published(config.reference)  # in the unit of the table's column
-        published = figure[0] if figure and figure[1] == unit else None
+        dims = math.prod(data.get_spec(config.dataset.name).image_shape)
+        published = common.published_in(config.reference, unit, dims)
         rows.append(
             [
                 f"[{path.parent.name}]({path.parent})",  # the folder: variants of a model differ
