@@ -63,8 +63,8 @@ def bits_per_dim(nll_nats, image_shape) -> float | jnp.ndarray:
     return nll_nats / (math.prod(image_shape) * math.log(2.0))
 
 
-# Importance samples a bound draws at a time (`bound`): memory, not the result.
-_SAMPLES_PER_PASS = 100
+# Images a bound decodes at a time (`bound`): memory, not the result.
+_IMAGES_PER_PASS = 1024
 
 
 def bound_name(num_samples: int) -> str:
@@ -79,10 +79,13 @@ def bound(
     per image `[B]`, and the KL term `KL(q(z | x) || p(z))`, `[B]`.
 
     `num_samples=1`: the ELBO, `E_q log p(x | z) - KL` with the KL in closed
-    form and the expectation from one z ~ q(z | x). `num_samples=k > 1`: the
-    importance-weighted bound `log (1/k) sum_i p(x, z_i) / q(z_i | x)` (Burda
-    et al. 2016), which rises towards log p(x) as k grows. The z are drawn
-    from `rng`, in passes of at most `_SAMPLES_PER_PASS`.
+    form (DRAW's from its z) and the expectation from one z ~ q(z | x) drawn
+    from `rng`. `num_samples=k > 1`: the importance-weighted bound
+    `log (1/k) sum_i p(x, z_i) / q(z_i | x)` (Burda et al. 2016), which rises
+    towards log p(x) as k grows, z_i drawn from `fold_in(rng, i)`; the KL is
+    the mean over the k draws. The draws are decoded in passes of at most
+    `_IMAGES_PER_PASS` images (or one sample of the batch), which sets the
+    memory and leaves the value unchanged.
     """
     if not getattr(model, "LATENT", False):
         raise ValueError(f"{type(model).__name__} has an exact likelihood: use log_prob")
@@ -90,22 +93,24 @@ def bound(
         raise ValueError(f"num_samples={num_samples!r} must be a whole number >= 1")
     num_levels = model.distribution.num_levels
     x = images.check(x, num_levels)
-    per_pass = max(
-        d for d in range(1, min(num_samples, _SAMPLES_PER_PASS) + 1) if not num_samples % d
-    )
+    batch = len(x)
 
-    def one_pass(key: jax.Array) -> dict[str, jnp.ndarray]:
-        return model.apply(variables, x, per_pass, rngs={"latent": key}, method=model.log_weights)
+    def one_sample(key: jax.Array) -> dict[str, jnp.ndarray]:
+        """The bound terms of one z per image: `log_px_z`, `log_pz_qz` `[1, B]`, `kl` `[B]`."""
+        return model.apply(variables, x, 1, rngs={"latent": key}, method=model.log_weights)
 
     if num_samples == 1:
-        out = one_pass(rng)
-        value = out["log_px_z"][0] - out["kl"]
+        out = one_sample(rng)
+        value, kl = out["log_px_z"][0] - out["kl"], out["kl"]
     else:
-        keys = jax.vmap(functools.partial(jax.random.fold_in, rng))(
-            jnp.arange(num_samples // per_pass)
+        per_pass = max(
+            d
+            for d in range(1, num_samples + 1)
+            if not num_samples % d and d * batch <= max(_IMAGES_PER_PASS, batch)
         )
-        out = jax.lax.map(one_pass, keys)  # leaves [passes, ...]
-        log_w = (out["log_px_z"] + out["log_pz_qz"]).reshape(num_samples, len(x))
+        keys = jax.vmap(functools.partial(jax.random.fold_in, rng))(jnp.arange(num_samples))
+        out = jax.lax.map(jax.vmap(one_sample), keys.reshape(-1, per_pass))
+        log_w = (out["log_px_z"] + out["log_pz_qz"]).reshape(num_samples, batch)
         value = jax.nn.logsumexp(log_w, axis=0) - math.log(num_samples)
-        out = {"kl": out["kl"][0]}
-    return jnp.where(images.in_range(x, num_levels), value, jnp.nan), out["kl"]
+        kl = out["kl"].reshape(num_samples, batch).mean(axis=0)
+    return jnp.where(images.in_range(x, num_levels), value, jnp.nan), kl

@@ -88,6 +88,19 @@ def test_elbo_below_iwae_below_log_px_and_iwae_rises_to_it(vae):
     assert np.all(np.asarray(kl) > 0)
 
 
+def test_the_pass_size_sets_memory_not_the_bound(vae, monkeypatch):
+    """Sample i's z comes from its own key, so decoding 10 draws in passes of
+    16, 32 or 160 images gives one bound."""
+    model, variables, _ = vae
+    key = jax.random.key(7)
+    values = []
+    for images_per_pass in (16, 32, 160):
+        monkeypatch.setattr(likelihood, "_IMAGES_PER_PASS", images_per_pass)
+        values.append(likelihood.bound(model, variables, ALL_IMAGES, key, 10)[0])
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-6)
+    np.testing.assert_allclose(values[0], values[2], rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_a_logistic_mixture_decoder_is_causal_normalised_and_sampled_given_z():
     """The colour decoder (PixelCNN++'s mixture per pixel): given z, each
