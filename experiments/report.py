@@ -16,7 +16,8 @@ ROOT/<name>/eval_<split>.json, runs.jsonl and metrics.jsonl. Writes
 report.md, report.csv (one row per member) and report.png into the first
 ROOT, and prints the Markdown:
 - Members: model, dataset, seed, steps, wall time (the seconds of the
-  `train_end` records summed: invocations killed with SIGKILL leave none),
+  train invocations summed, `provenance.invocations`: one killed outright
+  counts up to its last checkpoint),
   NLL on the split (nats per image for binary data, K=2; bits/dim otherwise)
   beside the published number (`config.reference`), and the status of any
   member not finished: never started, stopped at a step, not evaluated.
@@ -74,7 +75,7 @@ class Outcome:
         if self.finished:
             return "done"
         target = self.member.config["num_train_steps"]
-        ends = [r for r in self.records if r["program"] == "train_end"]
+        ends = [run for run in provenance.invocations(self.records) if run["step"] is not None]
         if self.result is not None:
             return f"evaluated at step {self.result['step']} of {target}"
         if ends and ends[-1]["step"] == target:
@@ -88,12 +89,12 @@ class Outcome:
     def steps(self) -> int | None:
         if self.result is not None:
             return self.result["step"]
-        ends = [r["step"] for r in self.records if r["program"] == "train_end"]
-        return ends[-1] if ends else None
+        ends = [run["step"] for run in provenance.invocations(self.records)]
+        return next((step for step in reversed(ends) if step is not None), None)
 
     @property
     def seconds(self) -> float:
-        return sum(r["seconds"] for r in self.records if r["program"] == "train_end")
+        return sum(run["seconds"] for run in provenance.invocations(self.records))
 
     @property
     def devices(self) -> str:
@@ -102,6 +103,7 @@ class Outcome:
             f"{r['device_kind']} x{r['num_devices']} (processes {r['num_processes']}, "
             f"CPU cores {r['cpu_cores']})"
             for r in self.records
+            if r["program"] != provenance.PROGRESS
         }
         return " + ".join(sorted(kinds)) or "unknown"
 

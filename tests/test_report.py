@@ -62,9 +62,10 @@ def finished(seconds: float) -> list[dict]:
 
 def test_report_tabulates_members_seeds_and_flags_other_bits(tmp_path):
     seed = {s: member_config(binarized_mnist, s) for s in range(4)}
+    # Killed outright at step 3: its time counts up to its checkpoint at step 2.
     stopped = [
         record("train"),
-        record("train_end", start_step=0, step=2, seconds=3.0, ended="preempted"),
+        {"program": provenance.PROGRESS, "start_step": 0, "step": 2, "seconds": 3.0},
     ]
     resumed = [*stopped, *finished(5.0)]
     first, second = tmp_path / "first", tmp_path / "second"
@@ -93,7 +94,7 @@ def test_report_tabulates_members_seeds_and_flags_other_bits(tmp_path):
         *["pixelcnn", "binarized_mnist", "0", "4", "8.0 s", "100.0000 nats/image"],
         *["PixelRNN paper Table 4: PixelCNN 81.30 nats", "done"],
     ]
-    assert rows[f"{first}/pixelcnn-tiny.seed=2"][-1] == "preempted at step 2 of 4"
+    assert rows[f"{first}/pixelcnn-tiny.seed=2"][-1] == "killed at step 2 of 4"
     assert rows[f"{first}/pixelcnn-tiny.seed=3"][-1] == "not started"
     assert rows[f"{first}/mnist"][5] == f"{800 / 784 / math.log(2):.4f} bits/dim"  # K=256
     # Seeds 0 and 1 (the second root's repeat of seed 0 counts once); MNIST alone.
@@ -115,7 +116,7 @@ def test_report_tabulates_members_seeds_and_flags_other_bits(tmp_path):
     with open(first / "report.csv") as f:
         table = list(csv.DictReader(f))
     assert len(table) == 7 and table[0]["status"] == "done" and table[0]["wall_seconds"] == "8.0"
-    assert table[2]["nll_nats"] == "" and table[2]["status"] == "preempted at step 2 of 4"
+    assert table[2]["nll_nats"] == "" and table[2]["status"] == "killed at step 2 of 4"
     assert (first / "report.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -61,12 +61,12 @@ def evaluated(workdir: pathlib.Path, split: str, step: int, params: str | None =
 
 
 def training_record(workdir: pathlib.Path) -> dict:
-    """The run's train commands, training seconds and CPU-hours (runs.jsonl)."""
+    """The run's train commands, training seconds and CPU-hours (runs.jsonl;
+    an invocation killed outright counts up to its last checkpoint)."""
     records = provenance.read(workdir)
-    ends = [r for r in records if r["program"] == "train_end"]
     starts = [r for r in records if r["program"] == "train"]
     cores = max((r.get("cpu_cores") or 1 for r in starts), default=1)
-    seconds = sum(r["seconds"] for r in ends)
+    seconds = sum(run["seconds"] for run in provenance.invocations(records))
     return {
         "commands": [" ".join(r["command"][1:]) for r in starts],
         "train_seconds": round(seconds, 1),

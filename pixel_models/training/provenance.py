@@ -12,7 +12,10 @@ it is no git checkout or git is missing). A caller adds its own fields:
 "train_end" has `start_step`, `step` (the last logged: a preempted run's
 saved step, a diverged run's last good one), `seconds` (of `trainer.train`)
 and how the invocation `ended`: "done", "preempted", "diverged" or "failed"
-(an error, a second Ctrl-C). A process killed outright leaves no "train_end".
+(an error, a second Ctrl-C). A process killed outright leaves no "train_end",
+so each checkpoint a run saves adds a short "train_progress" row
+(`record_progress`: `start_step`, `step`, `seconds` so far, `time`); the
+training time of a workdir's invocations is read from them by `invocations`.
 """
 
 import datetime
@@ -29,6 +32,7 @@ import jax
 import ml_collections
 
 RECORDS_FILE = "runs.jsonl"
+PROGRESS = "train_progress"
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
 _CHECKOUT = pathlib.Path(__file__).resolve().parents[1]  # the pixel_models package
 
@@ -97,6 +101,46 @@ def record(
     }
     with open(pathlib.Path(workdir) / RECORDS_FILE, "a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def record_progress(
+    workdir: str | pathlib.Path, start_step: int, step: int, seconds: float
+) -> None:
+    """Append a "train_progress" row: the invocation that began at
+    `start_step` is saving `step` after `seconds` (process 0 only)."""
+    if jax.process_index() != 0:
+        return
+    row = {
+        "program": PROGRESS,
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "start_step": start_step,
+        "step": step,
+        "seconds": seconds,
+    }
+    with open(pathlib.Path(workdir) / RECORDS_FILE, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def invocations(records: list[dict]) -> list[dict]:
+    """Each train invocation of `records` (`read`), oldest first, as its last
+    word: `start_step`, `step`, `seconds` and `ended` from its "train_end",
+    else from its last "train_progress" with `ended` "killed" (the time up to
+    its last checkpoint), else no step and 0 seconds ("killed" before its
+    first checkpoint, or still running)."""
+    found = []
+    for row in records:
+        if row["program"] == "train":
+            found.append({"start_step": None, "step": None, "seconds": 0.0, "ended": "killed"})
+        elif row["program"] in ("train_end", PROGRESS):
+            if not found or found[-1]["ended"] != "killed":  # rows of an unrecorded start
+                found.append({})
+            found[-1] = {
+                "start_step": row["start_step"],
+                "step": row["step"],
+                "seconds": row["seconds"],
+                "ended": row.get("ended", "killed"),
+            }
+    return found
 
 
 def read(workdir: str | pathlib.Path) -> list[dict]:

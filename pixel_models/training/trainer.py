@@ -114,7 +114,7 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
     Raises TrainingDiverged on a non-finite loss and Preempted after saving on
     SIGTERM or SIGINT. A run already at `num_train_steps` trains nothing;
     any other call adds a "train" and a "train_end" record to the workdir's
-    runs.jsonl (`provenance`).
+    runs.jsonl, and a "train_progress" row at each checkpoint (`provenance`).
     """
     began = time.perf_counter()
     experiment, config = run.experiment, run.experiment.config
@@ -181,6 +181,7 @@ def train(run: Run, workdir: str | pathlib.Path) -> dict:
                     interval_start = time.perf_counter()
                 if save:
                     checkpoints.save(manager, state, iterator.get_state(), step)
+                    provenance.record_progress(workdir, start, step, time.perf_counter() - began)
                 if preempted is not None:
                     ended = "preempted"
                     raise preempted
