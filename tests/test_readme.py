@@ -22,7 +22,7 @@ def _program_args(program: str) -> list[str]:
 @pytest.mark.slow
 def test_the_quick_start_gives_the_nll_the_readme_quotes(tmp_path):
     quoted = float(re.search(r'"nll_nats":\s*([\d.]+)', QUICK_START).group(1))
-    assert re.search(r"±1 nat", QUICK_START)
+    assert re.search(r"±2 nats", QUICK_START)
 
     def in_tmp(args: list[str]) -> list[str]:
         return [re.sub(r"^--workdir=.*", f"--workdir={tmp_path}", arg) for arg in args]
@@ -31,4 +31,4 @@ def test_the_quick_start_gives_the_nll_the_readme_quotes(tmp_path):
     out, _ = run_ok("experiments.evaluate", *in_tmp(_program_args("evaluate")), timeout=1800)
     result = json.loads(out)
     assert result["num_examples"] == 10_000
-    assert abs(result["nll_nats"] - quoted) <= 1.0, (result["nll_nats"], quoted)
+    assert abs(result["nll_nats"] - quoted) <= 2.0, (result["nll_nats"], quoted)
