@@ -11,13 +11,12 @@ shrinks the run for `tiny` (`shrink`).
 """
 
 import dataclasses
-import math
 import re
 from collections.abc import Callable, Collection
 
 import ml_collections
 
-from pixel_models import data
+from pixel_models import data, likelihood
 from pixel_models.data import splits
 
 TINY_EVAL_EXAMPLES = 256  # `tiny` evaluates the first 256 of the eval split: a second
@@ -126,18 +125,19 @@ def published(reference: str) -> tuple[float, str] | None:
     return float(match.group(1)), match.group(2)
 
 
-def published_in(reference: str, unit: str, dims: int) -> float | None:
+def published_in(reference: str, unit: str, image_shape: tuple[int, ...]) -> float | None:
     """The published figure in `reference` (`published`) in `unit`: "nats"
-    per image or "bits/dim" over `dims` subpixels, converting a figure given
-    in the other one; None if it names none."""
+    per image or "bits/dim" over images of `image_shape`
+    (`likelihood.bits_per_dim`), converting a figure given in the other one;
+    None if it names none."""
     figure = published(reference)
     if figure is None:
         return None
     value, given = figure
     if given == unit:
         return value
-    per_bit = dims * math.log(2.0)
-    return value / per_bit if unit == "bits/dim" else value * per_bit
+    to_bits = likelihood.bits_per_dim(1.0, image_shape)
+    return value * to_bits if unit == "bits/dim" else value / to_bits
 
 
 def dataset(name: str, train_split: str, eval_split: str) -> ml_collections.ConfigDict:

@@ -11,7 +11,6 @@ the first "N nats" or "N bits/dim" of `config.reference`, unless it says
 there is no published figure.
 """
 
-import math
 import pathlib
 
 import matplotlib
@@ -46,7 +45,6 @@ def plot(workdir: pathlib.Path, output: pathlib.Path) -> None:
     rows = metric_writer.read_metrics(workdir)
     config = workdirs.load_config(workdir)
     spec = data.get_spec(config.dataset.name)
-    dims = math.prod(spec.image_shape)
     unit = "nats" if config.model.num_levels == 2 else "bits/dim"
     keys = {
         "nats": ("loss", "eval_nll_nats"),
@@ -56,7 +54,7 @@ def plot(workdir: pathlib.Path, output: pathlib.Path) -> None:
     on_cpu = all(r.get("device_kind") == "cpu" for r in records)
     cores = max((r.get("cpu_cores") or 1 for r in records), default=1) if on_cpu else 1
     hours = training_hours(rows, config.batch_size, cores)
-    line = common.published_in(config.get("reference", ""), unit, dims)
+    line = common.published_in(config.get("reference", ""), unit, spec.image_shape)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120, sharey=True)
     for ax, x_of, xlabel in (
         (axes[0], lambda step: step, "step"),

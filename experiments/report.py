@@ -75,7 +75,7 @@ class Outcome:
         if self.finished:
             return "done"
         target = self.member.config["num_train_steps"]
-        ends = [run for run in provenance.invocations(self.records) if run["step"] is not None]
+        ends = self._stepped
         if self.result is not None:
             return f"evaluated at step {self.result['step']} of {target}"
         if ends and ends[-1]["step"] == target:
@@ -89,8 +89,13 @@ class Outcome:
     def steps(self) -> int | None:
         if self.result is not None:
             return self.result["step"]
-        ends = [run["step"] for run in provenance.invocations(self.records)]
-        return next((step for step in reversed(ends) if step is not None), None)
+        ends = [run["step"] for run in self._stepped]
+        return ends[-1] if ends else None
+
+    @property
+    def _stepped(self) -> list[dict]:
+        """Its train invocations that recorded a step (`provenance.invocations`)."""
+        return [run for run in provenance.invocations(self.records) if run["step"] is not None]
 
     @property
     def seconds(self) -> float:
@@ -414,8 +419,8 @@ def models_markdown(root: pathlib.Path) -> str:
         binary = config.model.num_levels == 2
         value = manifest["nll_nats"] if binary else manifest["bits_per_dim"]
         unit, digits = ("nats", 2) if binary else ("bits/dim", 3)
-        dims = math.prod(data.get_spec(config.dataset.name).image_shape)
-        published = common.published_in(config.reference, unit, dims)
+        shape = data.get_spec(config.dataset.name).image_shape
+        published = common.published_in(config.reference, unit, shape)
         rows.append(
             [
                 f"[{path.parent.name}]({path.parent})",  # the folder: variants of a model differ

@@ -194,10 +194,10 @@ def test_a_reference_names_its_published_figure(reference, figure):
 
 def test_a_published_figure_is_converted_to_the_unit_asked_for():
     """`report` and `plot` both read a figure in their column's unit: nats per
-    image over `dims` subpixels is bits/dim times dims * ln 2."""
-    dims = 3072
-    assert common.published_in("CIFAR-10 3.00 bits/dim", "bits/dim", dims) == 3.00
-    nats = common.published_in("CIFAR-10 3.00 bits/dim", "nats", dims)
-    assert nats == pytest.approx(3.00 * dims * math.log(2.0))
-    assert common.published_in(f"{nats} nats", "bits/dim", dims) == pytest.approx(3.00)
-    assert common.published_in("no published figure", "nats", dims) is None
+    image of D subpixels is bits/dim times D * ln 2."""
+    shape = (32, 32, 3)
+    assert common.published_in("CIFAR-10 3.00 bits/dim", "bits/dim", shape) == 3.00
+    nats = common.published_in("CIFAR-10 3.00 bits/dim", "nats", shape)
+    assert nats == pytest.approx(3.00 * 3072 * math.log(2.0))
+    assert common.published_in(f"{nats} nats", "bits/dim", shape) == pytest.approx(3.00)
+    assert common.published_in("no published figure", "nats", shape) is None

@@ -86,7 +86,7 @@ def record(
     row = {
         "program": program,
         "command": command(),
-        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "time": _now(),
         "host": socket.gethostname(),
         "config": json.loads(config.to_json()),
         "versions": versions(),
@@ -99,8 +99,7 @@ def record(
         **git_state(),
         **fields,
     }
-    with open(pathlib.Path(workdir) / RECORDS_FILE, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    _append(workdir, row)
 
 
 def record_progress(
@@ -110,13 +109,18 @@ def record_progress(
     `start_step` is saving `step` after `seconds` (process 0 only)."""
     if jax.process_index() != 0:
         return
-    row = {
-        "program": PROGRESS,
-        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "start_step": start_step,
-        "step": step,
-        "seconds": seconds,
-    }
+    row = {"program": PROGRESS, "time": _now(), "start_step": start_step, "step": step}
+    row["seconds"] = seconds
+    _append(workdir, row)
+
+
+def _now() -> str:
+    """The UTC time, to the second, as records give it."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _append(workdir: str | pathlib.Path, row: dict) -> None:
+    """`row` as one more line of `WORKDIR/runs.jsonl`."""
     with open(pathlib.Path(workdir) / RECORDS_FILE, "a") as f:
         f.write(json.dumps(row) + "\n")
 
@@ -132,14 +136,12 @@ def invocations(records: list[dict]) -> list[dict]:
         if row["program"] == "train":
             found.append({"start_step": None, "step": None, "seconds": 0.0, "ended": "killed"})
         elif row["program"] in ("train_end", PROGRESS):
-            if not found or found[-1]["ended"] != "killed":  # rows of an unrecorded start
-                found.append({})
-            found[-1] = {
-                "start_step": row["start_step"],
-                "step": row["step"],
-                "seconds": row["seconds"],
-                "ended": row.get("ended", "killed"),
-            }
+            word = {k: row[k] for k in ("start_step", "step", "seconds")}
+            word["ended"] = row.get("ended", "killed")
+            if found and found[-1]["ended"] == "killed":  # the open invocation's newer word
+                found[-1] = word
+            else:  # rows without a recorded start
+                found.append(word)
     return found
 
 
